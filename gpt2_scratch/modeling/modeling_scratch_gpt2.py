@@ -1,0 +1,506 @@
+"""GPT-2 written from scratch, as a transformers model.
+
+Read it top to bottom: the layers (LayerNorm, GELU, attention, MLP, block) come first, each a short class with its
+math in plain sight; then the models that stack them (the base model, the causal-LM head, the classification head).
+
+This file imports only torch, transformers and its sibling configuration file, because it is what a Hub repository
+ships as remote code (`trust_remote_code=True`) for users who do not have the gpt2_scratch package installed.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from .configuration_scratch_gpt2 import ScratchGPT2Config
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class LayerNorm(nn.Module):
+    """Normalise each vector to zero mean and unit variance, then scale and shift it with learned weights:
+
+        y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias      (var is the biased variance)
+    """
+
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(size))
+        self.bias = nn.Parameter(torch.zeros(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torch's fused kernel computes exactly the formula above, in one pass instead of five.
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class GELU(nn.Module):
+    """Gaussian error linear unit. GPT-2 uses the tanh approximation:
+
+        gelu(x) = 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))
+
+    `approximate="none"` gives the exact form, 0.5 * x * (1 + erf(x / sqrt(2))).
+    """
+
+    def __init__(self, approximate: str = "tanh"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torch's fused kernel evaluates the same formula without materialising its five intermediate tensors.
+        return F.gelu(x, approximate=self.approximate)
+
+
+def eager_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product attention spelt out, returning the attention weights too (for attention maps).
+
+    query, key, value: (batch, heads, time, head_dim). attention_mask: additive, 0 where a query may look and the
+    dtype's minimum where it may not (causal and padding masking combined), shape (batch, 1, q_time, kv_time).
+    """
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value)
+    return output.transpose(1, 2), weights  # output as (batch, time, heads, head_dim)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with ONE fused projection producing queries, keys and values (Q, K, V order,
+    like OpenAI's c_attn), followed by an output projection back into the residual stream."""
+
+    def __init__(self, config: ScratchGPT2Config, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx  # which slot of the KV cache is ours
+        self.n_head = config.n_head
+        self.head_dim = config.head_dim
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = True  # read by transformers' SDPA / flash attention functions
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.qkv_bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, time, width = hidden_states.shape
+        # (batch, time, 3 * width) -> three (batch, heads, time, head_dim) tensors
+        qkv = self.c_attn(hidden_states).view(batch, time, 3, self.n_head, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+        if past_key_values is not None:
+            # The cache appends this step's keys and values and hands back all of them so far.
+            key, value = past_key_values.update(key, value, self.layer_idx)
+
+        implementation = self.config._attn_implementation
+        attention = eager_attention if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
+        output, weights = attention(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.config.attn_pdrop if self.training else 0.0,
+            **kwargs,
+        )
+        output = output.reshape(batch, time, width)
+        return self.resid_dropout(self.c_proj(output)), weights
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: widen (usually 4x), GELU, project back, dropout."""
+
+    def __init__(self, config: ScratchGPT2Config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, config.intermediate_size)
+        self.act = GELU(approximate="none" if config.activation_function == "gelu" else "tanh")
+        self.c_proj = nn.Linear(config.intermediate_size, config.n_embd)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class Block(GradientCheckpointingLayer):
+    """One transformer block, pre-LayerNorm: x + attention(ln_1(x)), then x + mlp(ln_2(x)).
+
+    GradientCheckpointingLayer recomputes the block's activations in the backward pass when gradient
+    checkpointing is on, trading compute for memory.
+    """
+
+    def __init__(self, config: ScratchGPT2Config, layer_idx: int):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config, layer_idx)
+        self.ln_2 = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attn_output, attn_weights = self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, **kwargs)
+        hidden_states = hidden_states + attn_output
+        hidden_states = hidden_states + self.mlp(self.ln_2(hidden_states))
+        return hidden_states, attn_weights
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ScratchGPT2PreTrainedModel(PreTrainedModel):
+    """What every ScratchGPT2 model shares: its config class, weight initialisation and capabilities."""
+
+    config_class = ScratchGPT2Config
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["Block"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True  # without it transformers silently falls back to eager attention
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    # Buffers of transformers' GPT-2 that older checkpoints still carry; the causal mask is built on the fly here.
+    _keys_to_ignore_on_load_unexpected = [r"attn\.bias", r"attn\.masked_bias"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """GPT-2's initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorm scales, and residual output
+        projections scaled down by 1/sqrt(2 * n_layer), because each block adds two branches to the residual stream."""
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        if isinstance(module, (CausalSelfAttention, MLP)):
+            init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as transformers does, with an `auto_map` naming every head, so that any Auto class (AutoModel,
+        AutoModelForCausalLM, AutoModelForSequenceClassification) loads any of our checkpoints as remote code."""
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        config_module = type(self.config).__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            "AutoConfig": f"{config_module}.ScratchGPT2Config",
+            "AutoModel": f"{module}.ScratchGPT2Model",
+            "AutoModelForCausalLM": f"{module}.ScratchGPT2ForCausalLM",
+            "AutoModelForSequenceClassification": f"{module}.ScratchGPT2ForSequenceClassification",
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def position_ids_from_attention_mask(attention_mask: torch.Tensor, query_length: int) -> torch.Tensor:
+    """Positions that count only attended tokens, so a left-padded sequence starts at position 0 like an unpadded one.
+
+    attention_mask covers the cached tokens and the new ones: (batch, past + query_length). Padding gets position 0
+    (any valid index: it is masked out anyway).
+    """
+    positions = attention_mask.long().cumsum(-1) - 1
+    positions = positions.masked_fill(attention_mask == 0, 0)
+    return positions[:, -query_length:]
+
+
+class ScratchGPT2Model(ScratchGPT2PreTrainedModel):
+    """The GPT-2 trunk: token + position embeddings, n_layer blocks, a final LayerNorm. Returns hidden states."""
+
+    def __init__(self, config: ScratchGPT2Config):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList([Block(config, layer_idx=i) for i in range(config.n_layer)])
+        self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.wte
+
+    def set_input_embeddings(self, new_embeddings: nn.Embedding):
+        self.wte = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        if self.gradient_checkpointing and self.training:
+            use_cache = False  # recomputed blocks would write the cache twice
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if output_attentions and self.config._attn_implementation != "eager":
+            raise ValueError(
+                f"output_attentions=True needs the eager attention, which returns the weights; this model uses "
+                f"{self.config._attn_implementation!r}. Load it with attn_implementation='eager' or call "
+                "model.set_attn_implementation('eager')."
+            )
+
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)
+        batch, time = inputs_embeds.shape[:2]
+
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if past_length + time > self.config.n_positions:
+            raise ValueError(
+                f"The input is {past_length + time} tokens long ({past_length} cached + {time} new) but this model "
+                f"has position embeddings for {self.config.n_positions} (config.n_positions). Truncate the input, "
+                "for example with the tokenizer's truncation=True and max_length, or keep only the last tokens."
+            )
+
+        if position_ids is None:
+            if attention_mask is not None and attention_mask.ndim == 2:
+                position_ids = position_ids_from_attention_mask(attention_mask, time)
+            else:
+                position_ids = torch.arange(past_length, past_length + time, device=inputs_embeds.device)[None]
+
+        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
+
+        # One mask for all blocks, in the format the attention implementation wants (additive floats for eager,
+        # booleans or None for SDPA, which then uses its built-in causal mask), combining causality and padding.
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            position_ids=position_ids,
+        )
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for block in self.h:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, attn_weights = block(hidden_states, causal_mask, past_key_values, **kwargs)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        hidden_states = self.ln_f(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+
+        return BaseModelOutputWithPast(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+
+
+class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
+    """GPT-2 with its language-modelling head: a linear map from hidden states to vocabulary logits, sharing its
+    weight with the token embedding."""
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: ScratchGPT2Config):
+        super().__init__(config)
+        self.transformer = ScratchGPT2Model(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""labels: token ids to predict, shifted inside (so labels = input_ids works); -100 marks positions to ignore.
+        logits_to_keep: compute logits for the last N positions only (0 = all), or for the given position indices;
+        generation needs just the last one, which saves a (time x vocab) matmul.
+        Extra keyword arguments reach the loss: Trainer passes `num_items_in_batch` so that the loss is summed over
+        the tokens of all accumulated micro-batches and divided once, making gradient accumulation exact."""
+        outputs = self.transformer(
+            input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, keep, :])
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
+    """GPT-2 with a classification head on the last real token of each sequence (the only token that has seen the
+    whole text, because attention is causal)."""
+
+    def __init__(self, config: ScratchGPT2Config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.transformer = ScratchGPT2Model(config)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.post_init()
+
+    def last_token_index(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, batch: int):
+        """Index of the last real token of each row, under left or right padding.
+
+        With an attention mask it is the rightmost attended position. Without one, it is the rightmost token that
+        is not the pad token (as transformers' GPT-2 does); a single unpadded row needs neither.
+        """
+        if attention_mask is not None and attention_mask.ndim == 2:
+            positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+            return (positions * attention_mask.bool()).argmax(-1)
+        if self.config.pad_token_id is None:
+            if batch > 1:
+                raise ValueError(
+                    "Cannot find the last token of each row of a batch without an attention_mask or a pad token: "
+                    "pass the tokenizer's attention_mask, or set model.config.pad_token_id (e.g. to the tokenizer's "
+                    "pad_token_id; GPT-2 commonly pads with <|endoftext|>, id 50256)."
+                )
+            return torch.full((batch,), -1, dtype=torch.long)
+        if input_ids is None:
+            raise ValueError("With inputs_embeds, pass an attention_mask so that the last real token can be found.")
+        positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
+        return (positions * (input_ids != self.config.pad_token_id)).argmax(-1)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutputWithPast:
+        r"""labels: class ids (single-label), floats (regression when num_labels == 1) or multi-hot floats
+        (multi-label); config.problem_type fixes the choice, otherwise it is inferred as transformers does."""
+        outputs = self.transformer(
+            input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        batch = hidden_states.shape[0]
+        last = self.last_token_index(input_ids, attention_mask, batch).to(hidden_states.device)
+        logits = self.score(hidden_states[torch.arange(batch, device=hidden_states.device), last])
+
+        loss = None
+        if labels is not None:
+            loss = self.classification_loss(logits, labels.to(logits.device))
+
+        return SequenceClassifierOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            if self.num_labels == 1:
+                return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+            return F.mse_loss(logits, labels.to(logits.dtype))
+        if self.config.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+__all__ = [
+    "ScratchGPT2PreTrainedModel",
+    "ScratchGPT2Model",
+    "ScratchGPT2ForCausalLM",
+    "ScratchGPT2ForSequenceClassification",
+]
+
+
+# save_pretrained copies this file and the configuration file next to the weights and writes an `auto_map` into
+# config.json, so that the checkpoint loads with trust_remote_code=True where gpt2_scratch is not installed.
+ScratchGPT2Config.register_for_auto_class()
+ScratchGPT2Model.register_for_auto_class("AutoModel")
+ScratchGPT2ForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+ScratchGPT2ForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
