@@ -1,0 +1,110 @@
+"""The Hugging Face side: GPT-2's tokenizer as a `PreTrainedTokenizerFast`, and training new ones with `tokenizers`.
+
+Both build the same pipeline as the from-scratch `BPETokenizer`: GPT-2's pre-tokenisation pattern and byte
+alphabet (`ByteLevel`), a BPE model with ranked merges, and special tokens that are never split. Saved with
+`save_pretrained(folder)`, they load back with `AutoTokenizer.from_pretrained(folder)` without any network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from .bpe import ENDOFTEXT, BPETokenizer
+
+GPT2_MAX_LENGTH = 1024  # GPT-2's context window
+
+
+def gpt2_tokenizer(path: str | os.PathLike | None = None, pad: str | None = "eos") -> PreTrainedTokenizerFast:
+    """GPT-2's tokenizer, built from encoder.json + vocab.bpe (or vocab.json + merges.txt) in folder `path`.
+
+    With `path=None` OpenAI's files are fetched (pinned sha256) and cached. GPT-2 has no padding token, so
+    `pad` picks one for batching: "eos" reuses `<|endoftext|>` (id 50256, the vocabulary stays 50257), any
+    other string such as "<|pad|>" is added as a new special token (id 50257: resize the model's embeddings
+    to `len(tokenizer)`), and None leaves the tokenizer without one, as released.
+    """
+    return to_hf_tokenizer(BPETokenizer.from_gpt2(path), pad=pad, model_max_length=GPT2_MAX_LENGTH)
+
+
+def to_hf_tokenizer(
+    bpe: BPETokenizer, pad: str | None = "eos", eos_token: str = ENDOFTEXT, model_max_length: int = GPT2_MAX_LENGTH
+) -> PreTrainedTokenizerFast:
+    """The `PreTrainedTokenizerFast` that encodes exactly as `bpe` does (special tokens included)."""
+    tokenizer = _byte_level_tokenizer(models.BPE(vocab=bpe.vocab, merges=bpe.merges))
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in bpe.special_tokens])
+    return _wrap(tokenizer, eos_token, pad, model_max_length)
+
+
+def train_tokenizer(
+    texts_or_files: str | os.PathLike | Iterable[str | os.PathLike],
+    vocab_size: int,
+    special_tokens: Sequence[str] = (ENDOFTEXT,),
+    pad: str | None = "eos",
+    min_frequency: int = 2,
+    model_max_length: int = GPT2_MAX_LENGTH,
+    show_progress: bool = True,
+) -> PreTrainedTokenizerFast:
+    """Train a GPT-2-style byte-level BPE tokenizer on a corpus with `tokenizers` (fast, in Rust).
+
+    `texts_or_files` is a text, a file path (`pathlib.Path`), or an iterable mixing both: `str` items are
+    texts, path objects are UTF-8 files. The special tokens get the first ids; the first one is also the
+    eos/bos/unk token. `vocab_size` counts the 256 byte tokens and the special tokens.
+    """
+    special_tokens = list(special_tokens)
+    if vocab_size < 256 + len(special_tokens):
+        raise ValueError(f"vocab_size={vocab_size} is too small: it must hold 256 byte tokens + {len(special_tokens)} special.")
+    if not special_tokens and pad == "eos":
+        raise ValueError('pad="eos" needs an end-of-text token: pass special_tokens, or pad=None / pad="<|pad|>".')
+    tokenizer = _byte_level_tokenizer(models.BPE())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[AddedToken(token, special=True, normalized=False) for token in special_tokens],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte, seen in the corpus or not
+        show_progress=show_progress,
+    )
+    tokenizer.train_from_iterator(_corpus_texts(texts_or_files), trainer=trainer)
+    return _wrap(tokenizer, special_tokens[0] if special_tokens else None, pad, model_max_length)
+
+
+def _byte_level_tokenizer(model: models.BPE) -> Tokenizer:
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's split pattern + byte alphabet
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tokenizer
+
+
+def _wrap(tokenizer: Tokenizer, eos_token: str | None, pad: str | None, model_max_length: int) -> PreTrainedTokenizerFast:
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=eos_token,
+        eos_token=eos_token,
+        unk_token=eos_token,
+        model_max_length=model_max_length,
+        clean_up_tokenization_spaces=False,  # decode must give back the exact text
+    )
+    if pad == "eos":
+        wrapped.pad_token = eos_token
+    elif pad is not None:
+        wrapped.add_special_tokens({"pad_token": pad})
+    return wrapped
+
+
+def _corpus_texts(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
+    items = [texts_or_files] if isinstance(texts_or_files, (str, os.PathLike)) else texts_or_files
+    for item in items:
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, os.PathLike):
+            path = Path(item)
+            if not path.is_file():
+                raise FileNotFoundError(f"training file {path} does not exist.")
+            with path.open(encoding="utf-8") as lines:
+                yield from lines
+        else:
+            raise TypeError(f"training input must be str texts or pathlib.Path files, got {type(item).__name__}.")

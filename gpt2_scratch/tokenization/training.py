@@ -1,0 +1,109 @@
+"""Byte-level BPE training, written to be read.
+
+Start from the 256 byte tokens. Count every adjacent pair of tokens inside the words of the corpus (words
+as GPT-2's pre-tokenisation pattern cuts them, so merges never cross a word boundary), merge the most
+frequent pair into a new token, and repeat until the vocabulary is full. The list of merges, in the order
+they were learned, is the tokenizer: encoding replays them by rank.
+
+Each distinct word is stored once with its count, and pair counts are updated only for the words that
+contain the merged pair, which keeps training on a short story to well under a second.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+import regex
+from tqdm.auto import tqdm
+
+from .bpe import ENDOFTEXT, BPETokenizer
+from .byte_level import BYTE_TO_UNICODE, pretokenize, to_symbols
+
+Pair = tuple[str, str]
+
+
+def train_bpe(
+    texts: str | Iterable[str],
+    vocab_size: int,
+    special_tokens: Sequence[str] = (ENDOFTEXT,),
+    min_frequency: int = 2,
+    show_progress: bool = True,
+) -> BPETokenizer:
+    """Learn a byte-level BPE tokenizer of at most `vocab_size` tokens from `texts`.
+
+    Ids 0-255 are the bytes (in GPT-2's order), then the merged tokens in the order learned, then the special
+    tokens. Special-token text in the corpus is cut out, never learned from. Training stops early when no
+    pair occurs `min_frequency` times.
+    """
+    special_tokens = list(special_tokens)
+    n_merges = vocab_size - 256 - len(special_tokens)
+    if n_merges < 0:
+        raise ValueError(f"vocab_size={vocab_size} is too small: it must hold 256 byte tokens + {len(special_tokens)} special.")
+    words, counts = _count_words([texts] if isinstance(texts, str) else texts, special_tokens)
+
+    vocab = {char: token_id for token_id, char in enumerate(BYTE_TO_UNICODE.values())}
+    merges: list[Pair] = []
+    pair_counts, words_with = _count_pairs(words, counts)
+    for _ in tqdm(range(n_merges), desc="learning merges", disable=not show_progress):
+        if not pair_counts:
+            break
+        best = max(pair_counts, key=pair_counts.__getitem__)  # ties: the pair counted first
+        if pair_counts[best] < min_frequency:
+            break
+        merges.append(best)
+        vocab[best[0] + best[1]] = len(vocab)
+        for i in words_with.pop(best):
+            _replace_word(i, _merge_pair(words[i], best), words, counts, pair_counts, words_with)
+        del pair_counts[best]
+
+    for token in special_tokens:
+        vocab[token] = len(vocab)
+    return BPETokenizer(vocab, merges, source="train_bpe")
+
+
+def _count_words(texts: Iterable[str], special_tokens: list[str]) -> tuple[list[list[str]], list[int]]:
+    """Each distinct word of the corpus as a list of byte tokens, and how often it occurs."""
+    special = regex.compile("|".join(regex.escape(t) for t in sorted(special_tokens, key=len, reverse=True)))
+    word_counts: Counter[str] = Counter()
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"train_bpe expects str texts, got {type(text).__name__}.")
+        for chunk in special.split(text) if special_tokens else [text]:
+            word_counts.update(pretokenize(chunk))
+    return [to_symbols(word) for word in word_counts], list(word_counts.values())
+
+
+def _count_pairs(words: list[list[str]], counts: list[int]) -> tuple[Counter[Pair], defaultdict[Pair, set[int]]]:
+    """How often each adjacent pair occurs in the corpus, and which words hold it."""
+    pair_counts: Counter[Pair] = Counter()
+    words_with: defaultdict[Pair, set[int]] = defaultdict(set)
+    for i, word in enumerate(words):
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] += counts[i]
+            words_with[pair].add(i)
+    return pair_counts, words_with
+
+
+def _merge_pair(word: list[str], pair: Pair) -> list[str]:
+    merged, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            merged.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            merged.append(word[i])
+            i += 1
+    return merged
+
+
+def _replace_word(i, new_word, words, counts, pair_counts, words_with) -> None:
+    """Swap word i for its merged form, moving its pair counts from the old pairs to the new ones."""
+    for pair in zip(words[i], words[i][1:]):
+        pair_counts[pair] -= counts[i]
+        if pair_counts[pair] <= 0:
+            del pair_counts[pair]
+    words[i] = new_word
+    for pair in zip(new_word, new_word[1:]):
+        pair_counts[pair] += counts[i]
+        words_with[pair].add(i)
