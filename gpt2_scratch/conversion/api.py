@@ -1,0 +1,117 @@
+"""The conversion functions people call: load any checkpoint as our model, and hand our model to transformers."""
+
+from __future__ import annotations
+
+import torch
+
+from .engine import LayoutMismatchError, bind_checked, export_tensors, import_tensors, state_dict_reader
+from .hparams import from_config, to_config
+from .layouts import LAYOUTS
+from .sources import Checkpoint, open_checkpoint
+
+# Which layouts a container can hold, most specific first; detection tries them in this order.
+CANDIDATES = {
+    "tf-bundle": ["openai-tf"],
+    "llmc": ["llmc"],
+    "gguf": ["gguf"],
+}
+TENSOR_DICT_LAYOUTS = ["scratch", "transformers", "nanogpt", "book", "book-openai-compatible"]
+
+
+def candidate_layouts(checkpoint: Checkpoint) -> list[str]:
+    if checkpoint.container in CANDIDATES:
+        return CANDIDATES[checkpoint.container]
+    model_type = (checkpoint.metadata.get("config") or {}).get("model_type")
+    if model_type == "gpt2":
+        return ["transformers"]
+    if model_type == "scratch-gpt2":
+        return ["scratch"]
+    if "model_args" in checkpoint.metadata:
+        return ["nanogpt"]
+    return [name for name in TENSOR_DICT_LAYOUTS if name in LAYOUTS]
+
+
+def layout_named(name: str):
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown layout {name!r}; choose one of {', '.join(LAYOUTS)}.")
+    return LAYOUTS[name]
+
+
+def bind_any(checkpoint: Checkpoint, layout: str | None = None, **overrides):
+    """(layout, bound checkpoint, hyperparameters) for the named layout, or the first candidate that fits."""
+    names = [layout] if layout else candidate_layouts(checkpoint)
+    failures = []
+    for name in names:
+        try:
+            bound, hparams = bind_checked(layout_named(name), checkpoint, overrides)
+            return bound.layout, bound, hparams
+        except LayoutMismatchError as error:
+            failures.append(error)
+    if len(failures) == 1:
+        raise failures[0]
+    closest = min(failures, key=lambda error: error.count)
+    tried = ", ".join(repr(error.layout.name) for error in failures)
+    raise LayoutMismatchError(
+        closest.layout, f"{checkpoint.origin} (fits none of {tried}; closest shown)", None, closest.problems
+    )
+
+
+def detect_layout(src, **overrides) -> str:
+    """The name of the layout an unknown checkpoint is in (see LAYOUTS); one error listing the differences if none fits."""
+    return bind_any(open_checkpoint(src), **overrides)[0].name
+
+
+def load_model(src, layout: str | None = None, dtype: torch.dtype | None = torch.float32, **overrides):
+    """Any checkpoint (model, state dict, file, folder, Hub repo id) as a ScratchGPT2ForCausalLM.
+
+    `layout` names the source's layout (detected when None); `overrides` set hyperparameters the format does
+    not record (n_head for a bare state dict whose width is not a multiple of 64, dropouts, ...).
+    """
+    from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
+
+    layout_, bound, hparams = bind_any(open_checkpoint(src), layout, **overrides)
+    state_dict = {key: cast(tensor, dtype) for key, tensor in import_tensors(bound, hparams)}
+    with torch.device("meta"):
+        model = ScratchGPT2ForCausalLM(to_config(hparams))
+    model.load_state_dict(state_dict, strict=False, assign=True)
+    model.tie_weights()
+    leftover = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
+    if leftover:
+        raise RuntimeError(f"internal error: the {layout_.name!r} layout left these tensors unset: {leftover}")
+    return model.eval()
+
+
+def cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return tensor if dtype is None or not tensor.is_floating_point() else tensor.to(dtype)
+
+
+def from_transformers_gpt2(src, **overrides):
+    """transformers' GPT-2 (a GPT2LMHeadModel, a state dict, a checkpoint folder or a Hub repo id) as ScratchGPT2ForCausalLM."""
+    return load_model(src, layout="transformers", **overrides)
+
+
+def export_state_dict(model, layout: str) -> dict[str, torch.Tensor]:
+    """Our model's weights as a state dict in another layout (fine for models that fit in memory twice)."""
+    hparams = from_config(model.config)
+    return dict(export_tensors(layout_named(layout), hparams, state_dict_reader(model.state_dict())))
+
+
+def to_transformers_gpt2(model):
+    """Our ScratchGPT2ForCausalLM as transformers' GPT2LMHeadModel with the same weights."""
+    from transformers import GPT2LMHeadModel
+
+    state_dict = export_state_dict(model, "transformers")
+    with torch.device("meta"):
+        gpt2 = GPT2LMHeadModel(gpt2_config(from_config(model.config)))
+    missing, unexpected = gpt2.load_state_dict(state_dict, strict=False, assign=True)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise RuntimeError(f"internal error: GPT2LMHeadModel did not take the export: {missing=}, {unexpected=}")
+    gpt2.tie_weights()
+    return gpt2.eval()
+
+
+def gpt2_config(hparams: dict):
+    """transformers' GPT2Config for our hyperparameters (GPT-2 always has a QKV bias: none is written as zeros)."""
+    from transformers import GPT2Config
+
+    return GPT2Config(**{name: value for name, value in hparams.items() if name != "qkv_bias"})

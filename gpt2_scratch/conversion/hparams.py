@@ -1,0 +1,91 @@
+"""Hyperparameters in GPT-2's names, the shapes of our tensors they imply, and the bridge to our config.
+
+The engine works on a plain dict of hyperparameters ("hparams") so that conversion between two foreign
+layouts never needs to build a model; `to_config` turns the dict into a ScratchGPT2Config when one is wanted.
+"""
+
+from __future__ import annotations
+
+from .transforms import Shape
+
+DEFAULT_HPARAMS = dict(
+    vocab_size=50257,
+    n_positions=1024,
+    n_embd=768,
+    n_layer=12,
+    n_head=12,
+    n_inner=None,
+    activation_function="gelu_new",
+    layer_norm_epsilon=1e-5,
+    embd_pdrop=0.1,
+    attn_pdrop=0.1,
+    resid_pdrop=0.1,
+    qkv_bias=True,
+    tie_word_embeddings=True,
+    bos_token_id=50256,
+    eos_token_id=50256,
+    pad_token_id=None,
+)
+
+# Our tensors that exist only under some settings: the fused QKV bias (qkv_bias) and an untied LM head.
+QKV_BIAS = "transformer.h.{i}.attn.c_attn.bias"
+LM_HEAD = "lm_head.weight"
+TOKEN_EMBEDDING = "transformer.wte.weight"
+
+
+def inner_size(hparams: dict) -> int:
+    return hparams["n_inner"] or 4 * hparams["n_embd"]
+
+
+def our_shapes(hparams: dict, *, optional_too: bool = False) -> dict[str, Shape]:
+    """Our state-dict keys (ScratchGPT2ForCausalLM) and their shapes, in the model's order.
+
+    A tied LM head is not a tensor of its own and a QKV projection without bias has none, so both are left
+    out unless `optional_too` asks for every key a model of this size could have.
+    """
+    d, inner = hparams["n_embd"], inner_size(hparams)
+    per_layer = {
+        "ln_1.weight": (d,),
+        "ln_1.bias": (d,),
+        "attn.c_attn.weight": (3 * d, d),
+        "attn.c_attn.bias": (3 * d,),
+        "attn.c_proj.weight": (d, d),
+        "attn.c_proj.bias": (d,),
+        "ln_2.weight": (d,),
+        "ln_2.bias": (d,),
+        "mlp.c_fc.weight": (inner, d),
+        "mlp.c_fc.bias": (inner,),
+        "mlp.c_proj.weight": (d, inner),
+        "mlp.c_proj.bias": (d,),
+    }
+    shapes = {TOKEN_EMBEDDING: (hparams["vocab_size"], d), "transformer.wpe.weight": (hparams["n_positions"], d)}
+    for i in range(hparams["n_layer"]):
+        for name, shape in per_layer.items():
+            if optional_too or name != "attn.c_attn.bias" or hparams["qkv_bias"]:
+                shapes[f"transformer.h.{i}.{name}"] = shape
+    shapes["transformer.ln_f.weight"] = shapes["transformer.ln_f.bias"] = (d,)
+    if optional_too or not hparams["tie_word_embeddings"]:
+        shapes[LM_HEAD] = (hparams["vocab_size"], d)
+    return shapes
+
+
+def describe(hparams: dict) -> str:
+    """The few numbers that fix the tensors' shapes, for error messages and model cards."""
+    names = ("n_layer", "n_embd", "n_head", "vocab_size", "n_positions")
+    text = ", ".join(f"{name}={hparams[name]}" for name in names)
+    if hparams["n_inner"]:
+        text += f", n_inner={hparams['n_inner']}"
+    return text + ("" if hparams["qkv_bias"] else ", no QKV bias") + ("" if hparams["tie_word_embeddings"] else ", untied LM head")
+
+
+def to_config(hparams: dict, **extra):
+    from gpt2_scratch.modeling import ScratchGPT2Config
+
+    return ScratchGPT2Config(**{**hparams, **extra})
+
+
+def from_config(config) -> dict:
+    """Our hyperparameters from any config that uses GPT-2's field names (ours or transformers' GPT2Config)."""
+    values = {name: getattr(config, name, default) for name, default in DEFAULT_HPARAMS.items()}
+    values["tie_word_embeddings"] = bool(getattr(config, "tie_word_embeddings", True))
+    return values

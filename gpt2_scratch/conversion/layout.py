@@ -1,0 +1,149 @@
+"""A layout is data: the rules that relate our tensor names to a checkpoint format's names.
+
+Each `Rule` says: our tensor `ours` (a pattern where "{i}" is the block index) corresponds to their tensor(s)
+`theirs` through the reversible `transform`. A rule may carry a `fallback`: what to write when we have no
+tensor for it (a bias our model does without, a tied LM head the format stores anyway, a mask buffer the
+format keeps in its state dict). The engine (engine.py) applies a layout in either direction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .transforms import IDENTITY, Shape, Transform
+
+
+class Fallback:
+    """How to produce their tensors for a rule when we hold no tensor of ours for it."""
+
+    name = "fallback"
+
+    def their_tensors(self, rule: "BoundRule", hparams: dict, read_ours: Callable[[str], torch.Tensor]):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Zeros(Fallback):
+    """A bias the format always has but our model was built without: zero is the same function."""
+
+    name = "zeros"
+
+    def their_tensors(self, rule, hparams, read_ours):
+        return [torch.zeros(shape) for shape in rule.their_shapes]
+
+
+class CopyOf(Fallback):
+    """A tied weight the format stores as its own tensor (the book's `out_head` next to `tok_emb`)."""
+
+    def __init__(self, our_key: str):
+        self.our_key = our_key
+        self.name = f"copy of {our_key}"
+
+    def their_tensors(self, rule, hparams, read_ours):
+        return rule.transform.to_theirs(read_ours(self.our_key))
+
+
+class CausalMask(Fallback):
+    """The (n_positions, n_positions) mask buffer a format keeps in every block: 1 above the diagonal."""
+
+    name = "causal mask"
+
+    def buffer_shape(self, hparams: dict) -> Shape:
+        return (hparams["n_positions"], hparams["n_positions"])
+
+    def their_tensors(self, rule, hparams, read_ours):
+        return [torch.triu(torch.ones(self.buffer_shape(hparams)), diagonal=1)]
+
+
+ZEROS = Zeros()
+CAUSAL_MASK = CausalMask()
+
+
+@dataclass(frozen=True)
+class Rule:
+    ours: str | None  # our key pattern; None for a buffer only their format has
+    theirs: tuple[str, ...]
+    transform: Transform = IDENTITY
+    fallback: Fallback | None = None
+
+    @property
+    def per_block(self) -> bool:
+        return "{i}" in (self.ours or "") or any("{i}" in name for name in self.theirs)
+
+
+def rule(ours: str | None, theirs: str | tuple[str, ...], transform: Transform = IDENTITY, fallback=None) -> Rule:
+    return Rule(ours, (theirs,) if isinstance(theirs, str) else tuple(theirs), transform, fallback)
+
+
+@dataclass(frozen=True)
+class BoundRule:
+    """A rule for one block of one model size: names filled in and shapes known."""
+
+    ours: str | None
+    theirs: tuple[str, ...]
+    transform: Transform
+    fallback: Fallback | None
+    our_shape: Shape | None
+    their_shapes: tuple[Shape, ...]
+
+
+@dataclass
+class Layout:
+    """A checkpoint format's names, in the order the format stores them."""
+
+    name: str
+    description: str
+    rules: list[Rule]
+    ignored: tuple[str, ...] = ()  # regexes of their names that carry nothing we keep (old buffers)
+    normalize_name: Callable[[str], str] = staticmethod(lambda name: name)  # e.g. drop an optional prefix
+    block_major: bool = True  # False: all blocks' ln_1 weights, then all ln_1 biases, ... (llm.c's order)
+    can_export: bool = True
+    tied_head_only: bool = False  # the format has no LM head of its own
+    extra: dict = field(default_factory=dict)
+
+    def rules_for(self, hparams: dict) -> list[Rule]:
+        """The rules for a model of this size; a layout whose transforms depend on the size overrides this."""
+        return self.rules
+
+    def bind(self, hparams: dict) -> list[BoundRule]:
+        """Every rule with block indices filled in and shapes computed, in the format's storage order."""
+        from .hparams import our_shapes
+
+        shapes = our_shapes(hparams, optional_too=True)
+        rules = self.rules_for(hparams)
+        blocks = range(hparams["n_layer"])
+        if self.block_major:
+            order = [(r, None) for r in rules if not r.per_block and not _is_final(r)]
+            order += [(r, i) for i in blocks for r in rules if r.per_block]
+            order += [(r, None) for r in rules if not r.per_block and _is_final(r)]
+        else:
+            order = [(r, i) for r in rules for i in (blocks if r.per_block else [None])]
+        return [self._bind_one(r, i, shapes, hparams) for r, i in order]
+
+    def _bind_one(self, r: Rule, i: int | None, shapes: dict, hparams: dict) -> BoundRule:
+        fill = (lambda name: name.format(i=i)) if i is not None else (lambda name: name)
+        ours = fill(r.ours) if r.ours else None
+        if ours is not None:
+            their_shapes = tuple(r.transform.their_shapes(shapes[ours]))
+        else:  # a buffer only they have: its fallback knows its shape
+            their_shapes = (r.fallback.buffer_shape(hparams),)
+        return BoundRule(ours, tuple(fill(n) for n in r.theirs), r.transform, r.fallback,
+                         shapes.get(ours), tuple(tuple(s) for s in their_shapes))
+
+    def is_ignored(self, name: str) -> bool:
+        return any(re.fullmatch(pattern, name) for pattern in self.ignored)
+
+    def hparams_from_metadata(self, metadata: dict) -> dict:
+        """Hyperparameters the format records (config.json, hparams.json, a header); overridden per layout."""
+        return {}
+
+
+def _is_final(r: Rule) -> bool:
+    """Rules outside the blocks that come after them: the final LayerNorm and the LM head."""
+    return r.ours is not None and (r.ours.startswith("transformer.ln_f") or r.ours.startswith("lm_head"))

@@ -1,0 +1,251 @@
+"""Where tensors come from: a state dict, safetensors files, a torch pickle, and (in their own modules) a
+TensorFlow bundle, an llm.c file or a GGUF file, all behind one small interface that reads lazily.
+
+`open_checkpoint(src)` looks at what it was given (a model, a dict, a file, a folder, a Hub repo id) and
+returns a `Checkpoint`: the tensors, plus whatever metadata the format keeps (a config, hyperparameters).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .transforms import Shape
+
+
+class TensorSource:
+    """Named tensors whose shapes are known before their data is read."""
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def shape(self, name: str) -> Shape:
+        raise NotImplementedError
+
+    def read(self, name: str) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class StateDictSource(TensorSource):
+    def __init__(self, tensors: Mapping[str, torch.Tensor]):
+        self.tensors = tensors
+
+    def names(self):
+        return list(self.tensors)
+
+    def shape(self, name):
+        return tuple(self.tensors[name].shape)
+
+    def read(self, name):
+        return self.tensors[name]
+
+
+class SafetensorsSource(TensorSource):
+    """One or several (sharded) safetensors files, opened memory-mapped; each read copies one tensor out."""
+
+    def __init__(self, files: list[Path]):
+        from safetensors import safe_open
+
+        self.handles, self.file_of = [], {}
+        for path in files:
+            try:
+                handle = safe_open(str(path), framework="pt")
+            except Exception as error:  # safetensors raises its own types for a damaged header
+                raise ValueError(f"{path} is not a readable safetensors file ({error}); it may be truncated or corrupt.") from None
+            self.handles.append(handle)
+            for name in handle.keys():
+                self.file_of[name] = handle
+
+    def names(self):
+        return list(self.file_of)
+
+    def shape(self, name):
+        return tuple(self.file_of[name].get_slice(name).get_shape())
+
+    def read(self, name):
+        try:
+            return self.file_of[name].get_tensor(name)
+        except Exception as error:
+            raise ValueError(f"cannot read tensor {name!r} ({error}); the file may be truncated or corrupt.") from None
+
+
+@dataclass
+class Checkpoint:
+    """Tensors plus what the format says about them."""
+
+    tensors: TensorSource
+    origin: str  # for messages and model cards: a path, a repo id, "a state dict"
+    container: str  # "state_dict", "model", "safetensors", "torch", "tf-bundle", "llmc", "gguf"
+    metadata: dict = field(default_factory=dict)  # config.json, hparams.json, nanoGPT's model_args, headers
+    folder: Path | None = None  # where tokenizer files may sit beside the weights
+
+
+# Dicts that checkpoints wrap their state dict in: the book's training checkpoints, nanoGPT's ckpt.pt.
+STATE_DICT_WRAPPERS = ("model_state_dict", "model", "state_dict")
+
+
+def unwrap_state_dict(loaded: Mapping, origin: str) -> tuple[dict, dict]:
+    """(state dict, metadata) from a loaded pickle: a bare state dict or one wrapped with training state."""
+    if all(isinstance(value, torch.Tensor) for value in loaded.values()):
+        return dict(loaded), {}
+    for key in STATE_DICT_WRAPPERS:
+        if isinstance(loaded.get(key), Mapping):
+            metadata = {k: v for k, v in loaded.items() if k != key and not k.startswith("optimizer")}
+            return dict(loaded[key]), metadata
+    kinds = ", ".join(f"{k!r}: {type(v).__name__}" for k, v in list(loaded.items())[:8])
+    raise ValueError(
+        f"{origin} holds a dict that is neither a state dict nor one wrapped under {STATE_DICT_WRAPPERS} ({kinds})."
+    )
+
+
+def load_torch_pickle(path: Path) -> dict:
+    """torch.load with weights_only=True: a pickle that wants to run code is refused, never executed."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):  # old (non-zip) pickles cannot be memory-mapped: load them plainly
+            raise ValueError(f"cannot read {path} as a torch checkpoint: {error}") from None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as inner:
+            raise unsafe_pickle_error(path, inner) from None
+    except pickle.UnpicklingError as error:
+        raise unsafe_pickle_error(path, error) from None
+    except (EOFError, OSError) as error:
+        raise ValueError(f"cannot read {path} as a torch checkpoint ({error}); it may be truncated.") from None
+
+
+def unsafe_pickle_error(path: Path, error: Exception) -> ValueError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ValueError(
+        f"refusing to load {path}: it is a pickle that needs more than tensors and plain containers to load "
+        f"(torch.load(weights_only=True) said: {first_line}). Unpickling it could run arbitrary code. If you "
+        "trust the file, load it yourself with torch.load(weights_only=False), and pass the state dict."
+    )
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+
+def safetensors_checkpoint(folder: Path, files: list[Path], origin: str) -> Checkpoint:
+    metadata = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    return Checkpoint(SafetensorsSource(files), origin, "safetensors", {"config": metadata} if metadata else {}, folder)
+
+
+def torch_checkpoint(path: Path, origin: str) -> Checkpoint:
+    loaded = load_torch_pickle(path)
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict.")
+    tensors, metadata = unwrap_state_dict(loaded, origin)
+    config_file = path.parent / "config.json"
+    if config_file.is_file():
+        metadata["config"] = read_json(config_file)
+    return Checkpoint(StateDictSource(tensors), origin, "torch", metadata, path.parent)
+
+
+def open_folder(folder: Path, origin: str) -> Checkpoint:
+    """A checkpoint folder: the first weights file found, in order of preference (safetensors first)."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(read_json(index)["weight_map"].values()))
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index} names shards that are not in {folder}: {', '.join(missing)}")
+        return safetensors_checkpoint(folder, [folder / name for name in shards], origin)
+    if (folder / "model.safetensors").is_file():
+        return safetensors_checkpoint(folder, [folder / "model.safetensors"], origin)
+    for name in ("model.ckpt.index",):
+        if (folder / name).is_file():
+            return open_file(folder / name, origin)
+    candidates = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth", ".gguf"})
+    if len(candidates) == 1:
+        return open_file(candidates[0], origin)
+    for name in ("pytorch_model.bin", "ckpt.pt", "model.pth"):
+        if (folder / name).is_file():
+            return open_file(folder / name, origin)
+    found = ", ".join(p.name for p in candidates) or "no weights files"
+    raise FileNotFoundError(
+        f"cannot tell which weights to read in {folder} (found {found}); pass the weights file itself."
+    )
+
+
+def sniff(path: Path) -> str:
+    """A file's format from its first bytes (extensions lie: llm.c and transformers both use .bin)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if path.name.endswith(".index") or path.name.endswith(".ckpt"):
+        return "tf-bundle"
+    if head[:4] == b"GGUF":
+        return "gguf"
+    if len(head) >= 4 and int.from_bytes(head[:4], "little") == 20240326:
+        return "llmc"
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        return "torch"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    raise ValueError(
+        f"{path} is in no format this package reads (safetensors, torch pickle, TensorFlow bundle, llm.c .bin, GGUF)."
+    )
+
+
+def open_file(path: Path, origin: str) -> Checkpoint:
+    kind = sniff(path)
+    if kind == "safetensors":
+        return safetensors_checkpoint(path.parent, [path], origin)
+    if kind == "torch":
+        return torch_checkpoint(path, origin)
+    if kind == "tf-bundle":
+        from .tf_bundle import tf_checkpoint
+
+        return tf_checkpoint(path, origin)
+    if kind == "llmc":
+        from .layouts.llmc import llmc_checkpoint
+
+        return llmc_checkpoint(path, origin)
+    from .layouts.gguf import gguf_checkpoint
+
+    return gguf_checkpoint(path, origin)
+
+
+def download(repo_id: str) -> Path:
+    """A Hub repository's weights and config, downloaded (or found in the cache) with huggingface_hub."""
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.txt", "merges.txt", "vocab.json"]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as error:
+        raise FileNotFoundError(
+            f"{repo_id!r} is neither a local path nor a Hub repository that could be downloaded ({error})."
+        ) from None
+
+
+def open_checkpoint(src) -> Checkpoint:
+    """A Checkpoint from a model, a state dict, a file, a folder, or a Hub repo id."""
+    if isinstance(src, torch.nn.Module):
+        metadata = {"config": src.config.to_dict()} if hasattr(src, "config") else {}
+        return Checkpoint(StateDictSource(src.state_dict()), type(src).__name__, "model", metadata)
+    if isinstance(src, Checkpoint):
+        return src
+    if isinstance(src, Mapping):
+        tensors, metadata = unwrap_state_dict(src, "the state dict")
+        return Checkpoint(StateDictSource(tensors), "a state dict", "state_dict", metadata)
+    path = Path(src)
+    if path.is_dir():
+        return open_folder(path, str(path))
+    if path.is_file():
+        return open_file(path, str(path))
+    if path.name.endswith(".index") is False and Path(str(src) + ".index").is_file():
+        return open_file(Path(str(src) + ".index"), str(src))  # TF checkpoints are named by their prefix
+    if str(src).count("/") <= 1 and not str(src).startswith((".", "/", "~")):
+        return open_folder(download(str(src)), str(src))
+    raise FileNotFoundError(f"{src} does not exist.")
