@@ -35,3 +35,12 @@ __all__ = [
     "ScratchGPT2ForCausalLM",
     "ScratchGPT2ForSequenceClassification",
 ]
+
+
+def __getattr__(name: str):
+    # gpt2_scratch.publish(...) loads the Hub code (huggingface_hub, jinja2) only when it is used.
+    if name == "publish":
+        from .hub_cards import publish
+
+        return publish
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,8 @@ import sys
 
 COMMAND_MODULES = [
     "demo",
+    "card",
+    "push",
 ]
 
 

@@ -1,0 +1,124 @@
+"""Model cards built from a checkpoint directory and what its run recorded, never typed by hand.
+
+The YAML metadata is a huggingface_hub `ModelCardData` (license, language, library_name, pipeline_tag, tags,
+base_model, datasets, metrics and a `model-index` with one `EvalResult` per recorded result); the Markdown body comes
+from one Jinja template per kind of checkpoint (templates/<kind>.md.j2, all extending templates/base.md.j2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..resources import write_atomically
+from .records import CheckpointRecords, Measurement, read_records
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not a silently empty card section
+)
+
+# What each kind of checkpoint was evaluated on when provenance.json names no "eval_dataset".
+DEFAULT_EVAL_DATASETS = {
+    "converted": {"type": "the-verdict", "name": "The Verdict (Edith Wharton)"},
+    "pretrained": {"type": "the-verdict", "name": "The Verdict (Edith Wharton)"},
+    "classifier": {"type": "sms_spam", "name": "SMS Spam Collection"},
+    "instruction-tuned": {"type": "instruction-data", "name": "instruction-data.json (LLMs from Scratch)"},
+}
+KIND_TAGS = {
+    "converted": ["openai-weights"],
+    "pretrained": ["pretrained-from-scratch"],
+    "classifier": ["spam-detection"],
+    "instruction-tuned": ["instruction-tuned"],
+}
+# GPT-2's weights were released by OpenAI under the MIT license; a model pretrained here carries the project's license.
+DEFAULT_LICENSES = {"converted": "mit", "pretrained": "apache-2.0", "classifier": "mit", "instruction-tuned": "mit"}
+
+SPLIT_NAMES = {"train": "Train", "validation": "Validation", "test": "Test", None: ""}
+
+
+def build_card(checkpoint_dir: str | Path, repo_id: str | None = None) -> ModelCard:
+    """The model card of a checkpoint directory. `repo_id` ("user/name") goes into the usage snippets and names
+    the model in `model-index`; without it the card uses "USER/<directory name>"."""
+    records = read_records(checkpoint_dir)
+    repo_id = repo_id or f"USER/{records.directory.resolve().name}"
+    card_data = _card_data(records, repo_id)
+    body = TEMPLATES.get_template(f"{records.kind}.md.j2").render(
+        card_data=card_data.to_yaml(), **_template_context(records, repo_id)
+    )
+    return ModelCard(body)
+
+
+def write_card(checkpoint_dir: str | Path, repo_id: str | None = None, output: str | Path | None = None) -> Path:
+    """Write the card of `checkpoint_dir` to `output` (default: README.md inside the checkpoint) and return its path."""
+    output = Path(output) if output is not None else Path(checkpoint_dir) / "README.md"
+    write_atomically(output, str(build_card(checkpoint_dir, repo_id)))
+    return output
+
+
+def eval_results(records: CheckpointRecords) -> list[EvalResult]:
+    dataset = records.provenance.get("eval_dataset") or DEFAULT_EVAL_DATASETS[records.kind]
+    task = "text-classification" if records.kind == "classifier" else "text-generation"
+    return [
+        EvalResult(
+            task_type=task,
+            dataset_type=dataset["type"],
+            dataset_name=dataset["name"],
+            dataset_split=m.split,
+            metric_type=m.metric,
+            metric_name=_pretty_name(m),
+            metric_value=m.value,
+        )
+        for m in records.measurements
+    ]
+
+
+def _card_data(records: CheckpointRecords, repo_id: str) -> ModelCardData:
+    provenance = records.provenance
+    results = eval_results(records)
+    return ModelCardData(
+        license=provenance.get("license", DEFAULT_LICENSES[records.kind]),
+        language="en",
+        library_name="transformers",
+        pipeline_tag="text-classification" if records.kind == "classifier" else "text-generation",
+        tags=["gpt2", "scratch-gpt2", "from-scratch", "pytorch", "safetensors", "custom_code", *KIND_TAGS[records.kind]],
+        base_model=provenance.get("base_model"),
+        datasets=provenance.get("datasets") or None,
+        metrics=sorted({r.metric_type for r in results}) or None,
+        model_name=repo_id.split("/")[-1],
+        eval_results=results or None,
+    )
+
+
+def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
+    config = records.config
+    return {
+        "repo_id": repo_id,
+        "model_name": repo_id.split("/")[-1],
+        "size": f"{round(records.parameter_count / 1e6)}M",
+        "parameter_count": f"{records.parameter_count:,}",
+        "architecture": {
+            "Layers": config.get("n_layer"),
+            "Hidden size": config.get("n_embd"),
+            "Attention heads": config.get("n_head"),
+            "Context length": config.get("n_positions"),
+            "Vocabulary": config.get("vocab_size"),
+            "Feed-forward size": config.get("n_inner") or 4 * config.get("n_embd", 0),
+            "Activation": config.get("activation_function"),
+            "Output head tied to the token embedding": "yes" if config.get("tie_word_embeddings", True) else "no",
+        },
+        "provenance": records.provenance,
+        "hyperparameters": {k: v for k, v in records.training_args.items() if v is not None and not isinstance(v, (dict, list))},
+        "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
+        "plots": records.plots,
+        "labels": [config.get("id2label", {}).get(str(i), f"LABEL_{i}") for i in range(len(config.get("id2label", {})))],
+    }
+
+
+def _pretty_name(m: Measurement) -> str:
+    return f"{SPLIT_NAMES[m.split]} {m.metric.replace('_', ' ')}".strip()

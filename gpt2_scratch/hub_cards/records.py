@@ -1,0 +1,146 @@
+"""What a checkpoint directory records about itself, read for its model card: every file is optional.
+
+- config.json            the model's configuration (the only required file)
+- *.safetensors          the weights: their headers give the exact parameter count without loading anything
+- provenance.json        where the weights come from (schema in docs/hub.md): {"kind", "source", "layout", ...}
+- training_args.json     the run's hyperparameters, one flat JSON object
+- metrics.json           the results measured at the end of the run: flat ({"test_accuracy": 0.95}) or nested
+                         by split ({"test": {"accuracy": 0.95}})
+- *.png, *.svg           plots (loss curves, confusion matrix), shown in the card and uploaded beside it
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safetensors import safe_open
+
+KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
+
+RECORD_FILES = ("provenance.json", "training_args.json", "metrics.json", "metrics.jsonl")
+PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
+
+# The split a metric was measured on, from the first word of its name ("val_loss", "test_accuracy", "eval_loss").
+SPLITS = {"train": "train", "training": "train", "val": "validation", "valid": "validation", "validation": "validation",
+          "eval": "validation", "test": "test"}
+# Numbers a trainer logs beside its results that are not results (the Trainer's "eval_runtime" and friends).
+BOOKKEEPING = ("epoch", "step", "steps", "global_step", "runtime", "samples_per_second", "steps_per_second",
+               "total_flos", "tokens_seen", "num_tokens", "elapsed", "seconds", "time")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured result: metric "accuracy" on split "test" = 0.9567. `name` is the key it was recorded under."""
+
+    name: str
+    metric: str
+    split: str | None
+    value: float
+
+
+@dataclass
+class CheckpointRecords:
+    directory: Path
+    config: dict
+    parameter_count: int
+    provenance: dict = field(default_factory=dict)
+    training_args: dict = field(default_factory=dict)
+    measurements: list[Measurement] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)  # file names, relative to the checkpoint directory
+    record_files: list[str] = field(default_factory=list)  # the RECORD_FILES present
+
+    @property
+    def kind(self) -> str:
+        """provenance.json's "kind"; without one, a classification head makes a classifier, a recorded training run
+        a from-scratch pretraining, and anything else a conversion."""
+        kind = self.provenance.get("kind")
+        if kind is not None:
+            return kind
+        if any("SequenceClassification" in name for name in self.config.get("architectures") or []):
+            return "classifier"
+        return "pretrained" if self.training_args or self.measurements else "converted"
+
+
+def read_records(directory: str | Path) -> CheckpointRecords:
+    """Read everything the card needs from a checkpoint directory; only config.json is required."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory: give the folder a checkpoint was saved into")
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{directory} has no config.json: give a folder written by save_pretrained (a LoRA adapter folder must be "
+            "merged into its base model first, with merge_and_unload)"
+        )
+    provenance = _read_json_object(directory / "provenance.json")
+    kind = provenance.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"{directory / 'provenance.json'}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    return CheckpointRecords(
+        directory=directory,
+        config=_read_json_object(config_path),
+        parameter_count=count_parameters(directory),
+        provenance=provenance,
+        training_args=_read_json_object(directory / "training_args.json"),
+        measurements=measurements_from(_read_json_object(directory / "metrics.json")),
+        plots=sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PLOT_SUFFIXES and p.is_file()),
+        record_files=[name for name in RECORD_FILES if (directory / name).is_file()],
+    )
+
+
+def count_parameters(directory: Path) -> int:
+    """Parameters stored in the directory's safetensors files (tied weights are stored, and counted, once)."""
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{directory} has no .safetensors weights: save the model with save_pretrained")
+    total = 0
+    for path in files:
+        with safe_open(path, framework="pt") as weights:
+            for key in weights.keys():
+                shape = weights.get_slice(key).get_shape()
+                count = 1
+                for size in shape:
+                    count *= size
+                total += count
+    return total
+
+
+def measurements_from(metrics: dict) -> list[Measurement]:
+    """Every number in a metrics object that is a result, with the split and metric its key names."""
+    found = []
+    for name, value in _flatten(metrics).items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            continue
+        first, _, rest = name.partition("_")
+        split = SPLITS.get(first.lower()) if rest else None
+        metric = rest if split else name
+        if metric.lower() in BOOKKEEPING or metric.lower().endswith(BOOKKEEPING):
+            continue
+        found.append(Measurement(name=name, metric=metric, split=split, value=float(value)))
+    return found
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in obj.items():
+        name = f"{prefix}_{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _read_json_object(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): fix or remove it") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold one JSON object, not a {type(data).__name__}")
+    return data
