@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "demo",
     "card",
     "push",
+    "convert",
+    "verify",
 ]
 
 

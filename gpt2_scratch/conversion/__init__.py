@@ -4,16 +4,26 @@ Each layout is data (layouts/): a list of rules relating our tensor names to the
 transforms (transforms.py). One engine (engine.py) applies any layout in either direction, tensor by tensor.
 """
 
-from .api import detect_layout, export_state_dict, from_transformers_gpt2, load_model, to_transformers_gpt2
+from .api import (
+    convert,
+    detect_layout,
+    export_state_dict,
+    from_transformers_gpt2,
+    load_model,
+    save_model,
+    to_transformers_gpt2,
+)
 from .engine import LayoutMismatchError
 from .layouts import LAYOUTS
 
 __all__ = [
     "LAYOUTS",
     "LayoutMismatchError",
+    "convert",
     "detect_layout",
     "export_state_dict",
     "from_transformers_gpt2",
     "load_model",
+    "save_model",
     "to_transformers_gpt2",
 ]

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import torch
 
-from .engine import LayoutMismatchError, bind_checked, export_tensors, import_tensors, state_dict_reader
+import itertools
+from pathlib import Path
+
+from .engine import (
+    LayoutMismatchError,
+    bind_checked,
+    export_plan,
+    export_tensors,
+    import_tensors,
+    our_reader,
+    state_dict_reader,
+)
 from .hparams import from_config, to_config
 from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
+from .writers import DEFAULT_MAX_SHARD_BYTES, model_card, write_checkpoint
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
 # Which layouts a container can hold, most specific first; detection tries them in this order.
 CANDIDATES = {
@@ -61,7 +76,7 @@ def detect_layout(src, **overrides) -> str:
     return bind_any(open_checkpoint(src), **overrides)[0].name
 
 
-def load_model(src, layout: str | None = None, dtype: torch.dtype | None = torch.float32, **overrides):
+def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides):
     """Any checkpoint (model, state dict, file, folder, Hub repo id) as a ScratchGPT2ForCausalLM.
 
     `layout` names the source's layout (detected when None); `overrides` set hyperparameters the format does
@@ -70,7 +85,7 @@ def load_model(src, layout: str | None = None, dtype: torch.dtype | None = torch
     from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
 
     layout_, bound, hparams = bind_any(open_checkpoint(src), layout, **overrides)
-    state_dict = {key: cast(tensor, dtype) for key, tensor in import_tensors(bound, hparams)}
+    state_dict = {key: cast(tensor, parse_dtype(dtype)) for key, tensor in import_tensors(bound, hparams)}
     with torch.device("meta"):
         model = ScratchGPT2ForCausalLM(to_config(hparams))
     model.load_state_dict(state_dict, strict=False, assign=True)
@@ -115,3 +130,35 @@ def gpt2_config(hparams: dict):
     from transformers import GPT2Config
 
     return GPT2Config(**{name: value for name, value in hparams.items() if name != "qkv_bias"})
+
+
+def parse_dtype(dtype) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def convert(src, dst, *, from_layout: str | None = None, to_layout: str = "scratch", dtype=None,
+            max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, **overrides) -> Path:
+    """Convert a checkpoint in any layout into a new folder `dst` in layout `to_layout`, one tensor at a time.
+
+    `dtype` ("float32", "float16", "bfloat16") defaults to the source's. `overrides` set hyperparameters the
+    source does not record (n_head=...). Returns the folder.
+    """
+    checkpoint = open_checkpoint(src)
+    source_layout, bound, hparams = bind_any(checkpoint, from_layout, **overrides)
+    target = layout_named(to_layout)
+    plan = export_plan(target, hparams)
+    tensors = export_tensors(target, hparams, our_reader(bound, hparams))
+    first = next(tensors)  # its dtype is the source's, the default for the output
+    out_dtype = parse_dtype(dtype) or first[1].dtype
+    card = model_card(checkpoint.origin, source_layout.name, target, hparams, out_dtype)
+    return write_checkpoint(Path(dst), target, hparams, plan, itertools.chain([first], tensors), out_dtype, card,
+                            tokenizer_folder=checkpoint.folder, max_shard_bytes=max_shard_bytes)
+
+
+def save_model(model, dst, layout: str = "scratch", dtype=None, **kwargs) -> Path:
+    """Write our in-memory model as a checkpoint folder in any exportable layout."""
+    return convert(model, dst, from_layout="scratch", to_layout=layout, dtype=dtype, **kwargs)

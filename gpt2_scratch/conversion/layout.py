@@ -9,7 +9,7 @@ format keeps in its state dict). The engine (engine.py) applies a layout in eith
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -105,7 +105,8 @@ class Layout:
     block_major: bool = True  # False: all blocks' ln_1 weights, then all ln_1 biases, ... (llm.c's order)
     can_export: bool = True
     tied_head_only: bool = False  # the format has no LM head of its own
-    extra: dict = field(default_factory=dict)
+    container: str = "safetensors"  # how an export is stored: "safetensors", "torch" (a pickle), "llmc", "gguf"
+    weights_file: str = "model.safetensors"  # the weights' file name inside an exported folder
 
     def rules_for(self, hparams: dict) -> list[Rule]:
         """The rules for a model of this size; a layout whose transforms depend on the size overrides this."""
@@ -142,6 +143,13 @@ class Layout:
     def hparams_from_metadata(self, metadata: dict) -> dict:
         """Hyperparameters the format records (config.json, hparams.json, a header); overridden per layout."""
         return {}
+
+    def write_side_files(self, folder, hparams: dict, dtype: torch.dtype) -> None:
+        """Files an exported folder has beside the weights (config.json, ...); overridden per layout."""
+
+    def wrap_state_dict(self, state_dict: dict, hparams: dict) -> dict:
+        """What a pickled format saves around its state dict (nanoGPT's model_args, ...)."""
+        return state_dict
 
 
 def _is_final(r: Rule) -> bool:

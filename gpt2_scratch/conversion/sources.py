@@ -136,9 +136,17 @@ def read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
+# JSON files beside the weights that say what the tensors are: transformers' config, the course's config as this
+# package exports it, OpenAI's hyperparameters. Each lands in the metadata under its stem ("config", ...).
+SIDE_FILES = ("config.json", "gpt_config.json", "hparams.json")
+
+
+def side_metadata(folder: Path) -> dict:
+    return {name.removesuffix(".json"): read_json(folder / name) for name in SIDE_FILES if (folder / name).is_file()}
+
+
 def safetensors_checkpoint(folder: Path, files: list[Path], origin: str) -> Checkpoint:
-    metadata = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    return Checkpoint(SafetensorsSource(files), origin, "safetensors", {"config": metadata} if metadata else {}, folder)
+    return Checkpoint(SafetensorsSource(files), origin, "safetensors", side_metadata(folder), folder)
 
 
 def torch_checkpoint(path: Path, origin: str) -> Checkpoint:
@@ -146,10 +154,7 @@ def torch_checkpoint(path: Path, origin: str) -> Checkpoint:
     if not isinstance(loaded, Mapping):
         raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict.")
     tensors, metadata = unwrap_state_dict(loaded, origin)
-    config_file = path.parent / "config.json"
-    if config_file.is_file():
-        metadata["config"] = read_json(config_file)
-    return Checkpoint(StateDictSource(tensors), origin, "torch", metadata, path.parent)
+    return Checkpoint(StateDictSource(tensors), origin, "torch", {**side_metadata(path.parent), **metadata}, path.parent)
 
 
 def open_folder(folder: Path, origin: str) -> Checkpoint:

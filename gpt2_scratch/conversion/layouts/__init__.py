@@ -1,7 +1,8 @@
 """Every checkpoint layout the package reads or writes, by name."""
 
+from .book import BOOK, BOOK_OPENAI_COMPATIBLE
 from .gpt2_named import NANOGPT, SCRATCH, TRANSFORMERS
 
-LAYOUTS = {layout.name: layout for layout in [SCRATCH, TRANSFORMERS, NANOGPT]}
+LAYOUTS = {layout.name: layout for layout in [SCRATCH, TRANSFORMERS, NANOGPT, BOOK, BOOK_OPENAI_COMPATIBLE]}
 
 __all__ = ["LAYOUTS"]

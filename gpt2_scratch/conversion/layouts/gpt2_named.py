@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import torch
+
+from ..hparams import to_config
 from ..layout import ZEROS, CopyOf, Layout, rule
 from ..transforms import IDENTITY, TRANSPOSE
 
@@ -32,6 +35,8 @@ def with_transformer_prefix(name: str) -> str:
 
 
 class TransformersLayout(Layout):
+    """transformers' GPT-2 (and our own model, which uses the same config names): config.json holds everything."""
+
     def hparams_from_metadata(self, metadata: dict) -> dict:
         config = metadata.get("config") or {}
         if not config:
@@ -41,6 +46,47 @@ class TransformersLayout(Layout):
                  "layer_norm_epsilon", "embd_pdrop", "attn_pdrop", "resid_pdrop", "bos_token_id", "eos_token_id",
                  "pad_token_id", "qkv_bias", "tie_word_embeddings")
         return {name: config[name] for name in names if name in config}
+
+
+    def write_side_files(self, folder, hparams, dtype):
+        from transformers import GenerationConfig
+
+        from ..api import gpt2_config
+
+        config = gpt2_config(hparams)
+        config.architectures, config.dtype = ["GPT2LMHeadModel"], str(dtype).removeprefix("torch.")
+        config.save_pretrained(folder)
+        GenerationConfig.from_model_config(config).save_pretrained(folder)
+
+
+class ScratchLayout(TransformersLayout):
+    def write_side_files(self, folder, hparams, dtype):
+        """config.json, generation_config.json and the model's code, as ScratchGPT2's own save_pretrained writes them."""
+        from transformers import GenerationConfig
+        from transformers.dynamic_module_utils import custom_object_save
+
+        from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
+
+        config = to_config(hparams, architectures=["ScratchGPT2ForCausalLM"], dtype=str(dtype).removeprefix("torch."))
+        with torch.device("meta"):
+            model = ScratchGPT2ForCausalLM(config)
+        config.auto_map = scratch_auto_map()
+        custom_object_save(model, folder)  # copies the model's code, so that trust_remote_code users can load it
+        config.save_pretrained(folder)
+        GenerationConfig.from_model_config(config).save_pretrained(folder)
+
+
+def scratch_auto_map() -> dict[str, str]:
+    """The Auto classes' entries naming every ScratchGPT2 head in the copied code."""
+    from gpt2_scratch.modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
+
+    config_module = configuration_scratch_gpt2.__name__.rsplit(".", 1)[-1]
+    model_module = modeling_scratch_gpt2.__name__.rsplit(".", 1)[-1]
+    auto_map = {"AutoConfig": f"{config_module}.ScratchGPT2Config"}
+    for auto, head in (("AutoModel", "ScratchGPT2Model"), ("AutoModelForCausalLM", "ScratchGPT2ForCausalLM"),
+                       ("AutoModelForSequenceClassification", "ScratchGPT2ForSequenceClassification")):
+        auto_map[auto] = f"{model_module}.{head}"
+    return auto_map
 
 
 def refuse_features_we_lack(config: dict) -> None:
@@ -67,7 +113,7 @@ TRANSFORMERS = TransformersLayout(
     normalize_name=with_transformer_prefix,
 )
 
-SCRATCH = TransformersLayout(
+SCRATCH = ScratchLayout(
     "scratch",
     "this package's ScratchGPT2: nn.Linear weights stored (out, in), fused c_attn with Q, K, V stacked",
     gpt2_named_rules(IDENTITY),
@@ -92,6 +138,10 @@ class NanoGPTLayout(Layout):
             found.update(embd_pdrop=args["dropout"], attn_pdrop=args["dropout"], resid_pdrop=args["dropout"])
         return {name: value for name, value in found.items() if value is not None}
 
+    def wrap_state_dict(self, state_dict, hparams):
+        """nanoGPT's ckpt.pt, as its train.py saves it (with no optimizer state: there was no training)."""
+        return {"model": state_dict, "model_args": self.model_args(hparams), "iter_num": 0, "best_val_loss": 1e9, "config": {}}
+
     def model_args(self, hparams: dict) -> dict:
         """The `model_args` nanoGPT's GPTConfig is built from."""
         return dict(n_layer=hparams["n_layer"], n_head=hparams["n_head"], n_embd=hparams["n_embd"],
@@ -110,4 +160,6 @@ NANOGPT = NanoGPTLayout(
     gpt2_named_rules(IDENTITY, qkv_bias_fallback=ZEROS, head_fallback=CopyOf("transformer.wte.weight")),
     ignored=(r"transformer\.h\.\d+\.attn\.bias",),  # the causal mask nanoGPT keeps when flash attention is off
     normalize_name=without_compile_prefix,
+    container="torch",
+    weights_file="ckpt.pt",
 )

@@ -1,0 +1,81 @@
+"""A safetensors writer that streams: the header is written from the shapes alone, then each tensor's bytes as it
+arrives, so writing a checkpoint holds one tensor in memory, not a shard or the model.
+
+The format (https://github.com/huggingface/safetensors): 8 bytes little-endian header length, a JSON header
+mapping each name to dtype, shape and [begin, end) byte offsets into the data that follows, then the data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+DTYPE_NAMES = {
+    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+
+
+def element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def plan_shards(items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype, max_shard_bytes: int) -> list[list]:
+    """Consecutive tensors grouped into shards of at most max_shard_bytes (a bigger tensor gets a shard alone)."""
+    shards, current, size = [], [], 0
+    for name, shape in items:
+        nbytes = element_size(dtype) * _numel(shape)
+        if current and size + nbytes > max_shard_bytes:
+            shards.append(current)
+            current, size = [], 0
+        current.append((name, shape))
+        size += nbytes
+    return shards + ([current] if current else [])
+
+
+def _numel(shape) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
+
+
+def write_shard(path: Path, items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype,
+                tensors: Iterator[tuple[str, torch.Tensor]], metadata: dict[str, str] | None = None) -> int:
+    """Write the tensors named in `items`, taken in that order from `tensors`; returns the bytes of data written."""
+    header, offset = {"__metadata__": metadata or {"format": "pt"}}, 0
+    for name, shape in items:
+        nbytes = element_size(dtype) * _numel(shape)
+        header[name] = {"dtype": DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned, as safetensors' own writer does
+    with open(path, "wb") as handle:
+        handle.write(len(encoded).to_bytes(8, "little"))
+        handle.write(encoded)
+        for name, shape in items:
+            got_name, tensor = next(tensors)
+            if got_name != name or tuple(tensor.shape) != tuple(shape):
+                raise RuntimeError(f"internal error: expected {name} {list(shape)}, got {got_name} {list(tensor.shape)}")
+            handle.write(tensor.to(dtype).contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    return offset
+
+
+def write_sharded(folder: Path, items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype,
+                  tensors: Iterator[tuple[str, torch.Tensor]], max_shard_bytes: int) -> list[str]:
+    """model.safetensors, or model-0000i-of-0000n.safetensors plus model.safetensors.index.json as transformers names them."""
+    shards = plan_shards(items, dtype, max_shard_bytes)
+    if len(shards) == 1:
+        write_shard(folder / "model.safetensors", shards[0], dtype, tensors)
+        return ["model.safetensors"]
+    names = [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))]
+    weight_map, total = {}, 0
+    for name, shard in zip(names, shards):
+        total += write_shard(folder / name, shard, dtype, tensors)
+        weight_map.update({tensor_name: name for tensor_name, _ in shard})
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return [*names, "model.safetensors.index.json"]

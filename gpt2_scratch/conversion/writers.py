@@ -1,0 +1,90 @@
+"""Writing a converted checkpoint: a complete folder (weights, config, generation config, tokenizer when known,
+a short model card), built in a temporary folder beside the destination and renamed into place when done."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .engine import ExportItem
+from .hparams import describe
+from .layout import Layout
+from .safetensors_stream import write_sharded
+
+DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
+# Tokenizer files a checkpoint folder may hold: transformers' names, and OpenAI's original names for the same data.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+OPENAI_TOKENIZER_FILES = {"encoder.json": "vocab.json", "vocab.bpe": "merges.txt"}
+
+
+def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[ExportItem],
+                     tensors: Iterator[tuple[str, torch.Tensor]], dtype: torch.dtype, card: str,
+                     tokenizer_folder: Path | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
+    """Write `tensors` (in `plan`'s order) in the layout's container, with its config files, into folder `dst`."""
+    dst = Path(dst)
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise ValueError(f"{dst} already exists and is not an empty folder; choose a new destination.")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    try:
+        with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
+            counted = (bar.update(1) or item for item in tensors)
+            WRITERS[layout.container](work, layout, hparams, plan, counted, dtype, max_shard_bytes)
+        layout.write_side_files(work, hparams, dtype)
+        if layout.container == "safetensors":
+            copy_tokenizer(tokenizer_folder, work)
+        (work / "README.md").write_text(card)
+        if dst.exists():
+            dst.rmdir()
+        work.rename(dst)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return dst
+
+
+def write_safetensors(work, layout, hparams, plan, tensors, dtype, max_shard_bytes):
+    write_sharded(work, [(item.name, item.shape) for item in plan], dtype, tensors, max_shard_bytes)
+
+
+def write_torch_pickle(work, layout, hparams, plan, tensors, dtype, max_shard_bytes):
+    """The course's and nanoGPT's formats are pickles by nature: the state dict is gathered, then saved once."""
+    state_dict = {name: tensor.to(dtype).contiguous() for name, tensor in tensors}
+    torch.save(layout.wrap_state_dict(state_dict, hparams), work / layout.weights_file)
+
+
+def copy_tokenizer(source: Path | None, work: Path) -> list[str]:
+    """Copy the tokenizer that came with the source, if any (OpenAI's encoder.json/vocab.bpe become vocab.json/merges.txt)."""
+    if source is None or not source.is_dir():
+        return []
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, work / name)
+            copied.append(name)
+    for name, ours in OPENAI_TOKENIZER_FILES.items():
+        if (source / name).is_file() and not (work / ours).exists():
+            shutil.copyfile(source / name, work / ours)
+            copied.append(ours)
+    return copied
+
+
+def model_card(origin: str, source_layout: str, target_layout: Layout, hparams: dict, dtype: torch.dtype) -> str:
+    """A short README.md naming where the weights came from."""
+    return (
+        "---\ntags:\n- gpt2\n- gpt2-scratch\n- converted\n---\n"
+        f"# GPT-2 ({describe(hparams)})\n\n"
+        f"Converted by `gpt2-scratch convert` from `{origin}` (layout `{source_layout}`) "
+        f"to the `{target_layout.name}` layout ({target_layout.description}), stored as {str(dtype).removeprefix('torch.')}.\n\n"
+        "Check it against its source with `gpt2-scratch verify SOURCE THIS_FOLDER`.\n"
+    )
+
+
+# Container writers by the name a layout gives in `Layout.container`; llm.c and GGUF add theirs on import.
+WRITERS = {"safetensors": write_safetensors, "torch": write_torch_pickle}

@@ -1,0 +1,151 @@
+"""Every exportable layout: ours -> layout -> ours is bit-identical, and the import computes what transformers'
+GPT2LMHeadModel computes with the same weights."""
+
+import copy
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from gpt2_scratch.conversion import (
+    LAYOUTS,
+    detect_layout,
+    export_state_dict,
+    from_transformers_gpt2,
+    load_model,
+    save_model,
+)
+
+TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+EXPORTABLE = ["scratch", "transformers", "nanogpt", "book", "book-openai-compatible"]
+
+
+def random_gpt2(seed: int, **overrides) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(**{**TINY, **overrides})).eval()
+    with torch.no_grad():  # random biases and LayerNorm parameters, so that a mix-up of any tensor shows
+        for name, tensor in model.named_parameters():
+            if "ln_" in name or name.endswith("bias"):
+                tensor.normal_(0, 0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return random_gpt2(0)
+
+
+@pytest.fixture(scope="module")
+def ours(gpt2):
+    return from_transformers_gpt2(gpt2)
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return torch.randint(0, TINY["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(1))
+
+
+def logits(model, tokens):
+    with torch.no_grad():
+        return model(tokens).logits
+
+
+def assert_bit_identical(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
+
+
+def test_every_exportable_layout_is_tested():
+    assert sorted(name for name, layout in LAYOUTS.items() if layout.can_export) == sorted(EXPORTABLE)
+
+
+@pytest.mark.parametrize("layout", EXPORTABLE)
+def test_state_dict_round_trip_and_parity(ours, gpt2, tokens, layout):
+    theirs = export_state_dict(ours, layout)
+    back = load_model(theirs, layout=layout, n_head=4)
+    assert_bit_identical(back, ours)
+    assert (logits(back, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("layout", EXPORTABLE)
+def test_folder_round_trip_is_detected_and_bit_identical(ours, tmp_path, layout):
+    folder = save_model(ours, tmp_path / layout, layout=layout)
+    assert (folder / LAYOUTS[layout].weights_file).is_file() or (folder / "model.safetensors").is_file()
+    assert "Converted by" in (folder / "README.md").read_text()
+    assert detect_layout(folder) == layout
+    back = load_model(folder)  # the head count travels in the layout's own config or metadata
+    assert back.config.n_head == 4
+    assert_bit_identical(back, ours)
+
+
+def test_book_layout_names_and_mask(ours):
+    theirs = export_state_dict(ours, "book")
+    assert torch.equal(theirs["trf_blocks.1.att.mask"], torch.triu(torch.ones(32, 32), diagonal=1))
+    assert torch.equal(theirs["out_head.weight"], theirs["tok_emb.weight"])  # the course keeps a tied copy
+    fused = ours.state_dict()["transformer.h.0.attn.c_attn.weight"]
+    assert torch.equal(theirs["trf_blocks.0.att.W_key.weight"], fused[64:128])
+    assert torch.equal(theirs["trf_blocks.0.ff.layers.2.weight"], ours.state_dict()["transformer.h.0.mlp.c_proj.weight"])
+    assert torch.equal(theirs["trf_blocks.0.norm2.shift"], ours.state_dict()["transformer.h.0.ln_2.bias"])
+
+
+def test_book_without_qkv_bias_matches_gpt2_with_zero_bias(tokens):
+    gpt2 = random_gpt2(3)
+    with torch.no_grad():
+        for block in gpt2.transformer.h:
+            block.attn.c_attn.bias.zero_()
+    theirs = export_state_dict(from_transformers_gpt2(gpt2), "book")
+    for i in range(TINY["n_layer"]):  # the course's default: qkv_bias=False, no bias tensors at all
+        for part in ("query", "key", "value"):
+            del theirs[f"trf_blocks.{i}.att.W_{part}.bias"]
+    ours = load_model(theirs, n_head=4)
+    assert ours.config.qkv_bias is False and ours.transformer.h[0].attn.c_attn.bias is None
+    assert (logits(ours, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
+    assert export_state_dict(ours, "book").keys() == theirs.keys()
+
+
+def test_book_training_checkpoint_with_untied_head(tmp_path, tokens):
+    gpt2 = random_gpt2(4, tie_word_embeddings=False)  # the course's 163M model trains its own out_head
+    theirs = export_state_dict(from_transformers_gpt2(gpt2), "book")
+    assert not torch.equal(theirs["out_head.weight"], theirs["tok_emb.weight"])
+    optimizer_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 4e-4, "params": [0]}]}
+    torch.save({"model_state_dict": theirs, "optimizer_state_dict": optimizer_state}, tmp_path / "model_and_optimizer.pth")
+    assert detect_layout(tmp_path / "model_and_optimizer.pth", n_head=4) == "book"
+    ours = load_model(tmp_path / "model_and_optimizer.pth", n_head=4)
+    assert ours.config.tie_word_embeddings is False
+    assert (logits(ours, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
+
+
+def test_nanogpt_compiled_checkpoint_with_mask_buffers(ours, gpt2, tokens, tmp_path):
+    theirs = export_state_dict(ours, "nanogpt")
+    compiled = {"_orig_mod." + name: tensor for name, tensor in theirs.items()}
+    for i in range(TINY["n_layer"]):  # nanoGPT keeps this buffer when flash attention is unavailable
+        compiled[f"_orig_mod.transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(32, 32)).view(1, 1, 32, 32)
+    model_args = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, bias=True, vocab_size=300, dropout=0.0)
+    torch.save({"model": compiled, "model_args": model_args, "iter_num": 10, "best_val_loss": torch.tensor(3.2),
+                "optimizer": {"state": {}, "param_groups": []}, "config": {}}, tmp_path / "ckpt.pt")
+    assert detect_layout(tmp_path) == "nanogpt"
+    back = load_model(tmp_path)
+    assert back.config.n_head == 4 and back.config.resid_pdrop == 0.0
+    assert (logits(back, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
+
+
+def test_nanogpt_without_biases_is_refused(ours, tmp_path):
+    args = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, bias=False, vocab_size=300, dropout=0.0)
+    torch.save({"model": export_state_dict(ours, "nanogpt"), "model_args": args}, tmp_path / "ckpt.pt")
+    with pytest.raises(ValueError, match="bias=False"):
+        load_model(tmp_path / "ckpt.pt")
+
+
+def test_transformers_export_of_a_model_without_qkv_bias_writes_zeros(tokens):
+    gpt2 = random_gpt2(5)
+    model = from_transformers_gpt2(gpt2)
+    no_bias = load_model({k: v for k, v in export_state_dict(model, "book").items() if ".att.W_" not in k or "weight" in k}, n_head=4)
+    theirs = export_state_dict(no_bias, "transformers")
+    assert torch.equal(theirs["transformer.h.1.attn.c_attn.bias"], torch.zeros(192))
+    reference = copy.deepcopy(gpt2)
+    with torch.no_grad():
+        for block in reference.transformer.h:
+            block.attn.c_attn.bias.zero_()
+    assert (logits(no_bias, tokens) - logits(reference, tokens)).abs().max() <= 1e-5
