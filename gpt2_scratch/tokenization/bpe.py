@@ -163,7 +163,12 @@ class BPETokenizer:
 
     def _special_pattern(self, allowed: frozenset[str]) -> regex.Pattern:
         if allowed not in self._special_pattern_for:
-            # Longest first, so a special token that starts with another one wins.
-            alternatives = "|".join(regex.escape(token) for token in sorted(allowed, key=len, reverse=True))
-            self._special_pattern_for[allowed] = regex.compile(f"({alternatives})")
+            self._special_pattern_for[allowed] = special_token_pattern(allowed)
         return self._special_pattern_for[allowed]
+
+
+def special_token_pattern(tokens: Iterable[str]) -> regex.Pattern:
+    """Matches any of `tokens` (at least one), as a capturing group, so `split` keeps them between the plain
+    chunks: [plain, special, plain, ..., plain]."""
+    # Longest first, so a special token that starts with another one wins.
+    return regex.compile("(" + "|".join(regex.escape(token) for token in sorted(tokens, key=len, reverse=True)) + ")")

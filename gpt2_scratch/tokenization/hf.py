@@ -14,7 +14,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .bpe import ENDOFTEXT, BPETokenizer
+from .bpe import ENDOFTEXT, BPETokenizer, special_token_pattern
 
 GPT2_MAX_LENGTH = 1024  # GPT-2's context window
 
@@ -67,7 +67,7 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte, seen in the corpus or not
         show_progress=show_progress,
     )
-    tokenizer.train_from_iterator(_corpus_texts(texts_or_files), trainer=trainer)
+    tokenizer.train_from_iterator(_corpus_texts(texts_or_files, special_tokens), trainer=trainer)
     return _wrap(tokenizer, special_tokens[0] if special_tokens else None, pad, model_max_length)
 
 
@@ -95,7 +95,14 @@ def _wrap(tokenizer: Tokenizer, eos_token: str | None, pad: str | None, model_ma
     return wrapped
 
 
-def _corpus_texts(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
+def _corpus_texts(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike], special_tokens: list[str]) -> Iterator[str]:
+    """The corpus as texts, with special-token text cut out so no merge is learned from it (as `train_bpe` does)."""
+    special = special_token_pattern(special_tokens) if special_tokens else None
+    for text in _read_corpus(texts_or_files):
+        yield from special.split(text)[::2] if special else [text]
+
+
+def _read_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
     items = [texts_or_files] if isinstance(texts_or_files, (str, os.PathLike)) else texts_or_files
     for item in items:
         if isinstance(item, str):

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-import regex
 from tqdm.auto import tqdm
 
-from .bpe import ENDOFTEXT, BPETokenizer
+from .bpe import ENDOFTEXT, BPETokenizer, special_token_pattern
 from .byte_level import BYTE_TO_UNICODE, pretokenize, to_symbols
 
 Pair = tuple[str, str]
@@ -37,25 +36,33 @@ def train_bpe(
     pair occurs `min_frequency` times.
     """
     special_tokens = list(special_tokens)
-    n_merges = vocab_size - 256 - len(special_tokens)
-    if n_merges < 0:
+    n_learned = vocab_size - 256 - len(special_tokens)
+    if n_learned < 0:
         raise ValueError(f"vocab_size={vocab_size} is too small: it must hold 256 byte tokens + {len(special_tokens)} special.")
     words, counts = _count_words([texts] if isinstance(texts, str) else texts, special_tokens)
 
     vocab = {char: token_id for token_id, char in enumerate(BYTE_TO_UNICODE.values())}
     merges: list[Pair] = []
+    # Ties between equally frequent pairs go to the pair of older tokens: bytes (by character), then merged
+    # tokens in the order learned. This is the rule of `tokenizers`' trainer, so both learn the same merges.
+    age = {char: rank for rank, char in enumerate(sorted(vocab))}
     pair_counts, words_with = _count_pairs(words, counts)
-    for _ in tqdm(range(n_merges), desc="learning merges", disable=not show_progress):
-        if not pair_counts:
+    progress = tqdm(total=n_learned, desc="learning merges", disable=not show_progress)
+    while len(vocab) < 256 + n_learned and pair_counts:
+        top_count = max(pair_counts.values())
+        if top_count < min_frequency:
             break
-        best = max(pair_counts, key=pair_counts.__getitem__)  # ties: the pair counted first
-        if pair_counts[best] < min_frequency:
-            break
+        tied = [pair for pair, count in pair_counts.items() if count == top_count]
+        best = min(tied, key=lambda pair: (age[pair[0]], age[pair[1]]))
         merges.append(best)
-        vocab[best[0] + best[1]] = len(vocab)
+        new_token = best[0] + best[1]
+        if new_token not in vocab:  # two different pairs can spell the same token: it keeps its first id
+            vocab[new_token] = age[new_token] = len(vocab)
+            progress.update()
         for i in words_with.pop(best):
             _replace_word(i, _merge_pair(words[i], best), words, counts, pair_counts, words_with)
         del pair_counts[best]
+    progress.close()
 
     for token in special_tokens:
         vocab[token] = len(vocab)
@@ -64,12 +71,12 @@ def train_bpe(
 
 def _count_words(texts: Iterable[str], special_tokens: list[str]) -> tuple[list[list[str]], list[int]]:
     """Each distinct word of the corpus as a list of byte tokens, and how often it occurs."""
-    special = regex.compile("|".join(regex.escape(t) for t in sorted(special_tokens, key=len, reverse=True)))
+    special = special_token_pattern(special_tokens) if special_tokens else None
     word_counts: Counter[str] = Counter()
     for text in texts:
         if not isinstance(text, str):
             raise TypeError(f"train_bpe expects str texts, got {type(text).__name__}.")
-        for chunk in special.split(text) if special_tokens else [text]:
+        for chunk in special.split(text)[::2] if special else [text]:
             word_counts.update(pretokenize(chunk))
     return [to_symbols(word) for word in word_counts], list(word_counts.values())
 
