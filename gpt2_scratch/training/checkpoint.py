@@ -1,0 +1,199 @@
+"""Checkpoints: complete transformers checkpoint folders plus the state that makes a resumed run exact.
+
+A checkpoint `out_dir/checkpoint-<step>/` holds
+- config.json, generation_config.json, model.safetensors: the model, loadable with AutoModelForCausalLM;
+- the tokenizer files (tokenizer.json, tokenizer_config.json, ...);
+- training_args.json: the TrainConfig and facts about the run; metrics.json: the last evaluation; README.md: a card;
+- optimizer.pt, trainer_state.json (step, epoch, data position, scheduler), rng_state_<rank>.pt: the training state.
+It is written into a hidden temporary folder and renamed into place, so a killed run never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..resources import write_atomically
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class Progress:
+    """Where a run stands: optimizer steps taken, the epoch and how many of its batches are used, tokens seen."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    tokens_seen: int = 0
+
+
+def checkpoints(out_dir: str | Path) -> list[Path]:
+    """The checkpoint folders of `out_dir`, oldest first."""
+    out_dir = Path(out_dir)
+    found = [p for p in out_dir.iterdir() if p.is_dir() and CHECKPOINT_PATTERN.match(p.name)] if out_dir.is_dir() else []
+    return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    found = checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def resolve_resume(resume: bool | str, out_dir: str | Path) -> Path | None:
+    """The checkpoint a run resumes from: None for a fresh run, the latest in out_dir for True, else the path given."""
+    if resume is False or resume is None:
+        return None
+    if resume is True or resume == "latest":
+        latest = latest_checkpoint(out_dir)
+        if latest is None:
+            raise FileNotFoundError(f"resume was asked for, but {out_dir} holds no checkpoint-<step> folder yet.")
+        return latest
+    path = Path(resume)
+    if not (path / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a training checkpoint (it has no trainer_state.json).")
+    return path
+
+
+def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, progress: Progress, out_dir, files: dict) -> Path:
+    """Write checkpoint-<step> atomically on every process's behalf and return its path. `files` maps extra file
+    names (training_args.json, metrics.json, README.md) to their text."""
+    out_dir = Path(out_dir)
+    final = out_dir / f"checkpoint-{progress.step}"
+    staging = out_dir / f".checkpoint-{progress.step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+
+    state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP; every process must call it
+    accelerator.unwrap_model(model).save_pretrained(
+        staging, state_dict=state_dict, is_main_process=accelerator.is_main_process, save_function=accelerator.save
+    )
+    sharded = accelerator.distributed_type.name == "FSDP"
+    if accelerator.is_main_process or sharded:
+        suffix = f"_{accelerator.process_index}" if sharded else ""
+        torch.save(optimizer.state_dict(), staging / f"optimizer{suffix}.pt")
+    torch.save(rng_states(), staging / f"rng_state_{accelerator.process_index}.pt")
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(staging)
+        state = {**asdict(progress), "scheduler": scheduler.state_dict()}
+        (staging / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        for name, text in files.items():
+            (staging / name).write_text(text)
+    accelerator.wait_for_everyone()
+
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)  # a re-run of the same step replaces it
+        staging.rename(final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def prune_checkpoints(out_dir: str | Path, keep_last: int) -> None:
+    for old in checkpoints(out_dir)[:-keep_last]:
+        shutil.rmtree(old)
+
+
+def load_training_state(checkpoint: Path, accelerator, model, optimizer, scheduler) -> tuple[Progress, dict]:
+    """Restore weights, optimizer and scheduler from `checkpoint`; return its Progress and this process's RNG
+    states (for `restore_rng_states`, which the loop calls at the right moment)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(checkpoint / "model.safetensors", device="cpu")
+    unwrapped = accelerator.unwrap_model(model)
+    missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
+    tied = set(getattr(unwrapped, "_tied_weights_keys", None) or ())
+    if unexpected or set(missing) - tied:  # a tied lm_head is not stored; anything else missing is an error
+        raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
+    sharded = accelerator.distributed_type.name == "FSDP"
+    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if sharded else "optimizer.pt")
+    optimizer.load_state_dict(torch.load(optimizer_file, map_location="cpu", weights_only=True))
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    scheduler.load_state_dict(state.pop("scheduler"))
+    rng_file = checkpoint / f"rng_state_{accelerator.process_index}.pt"
+    if not rng_file.is_file():
+        raise FileNotFoundError(
+            f"{rng_file} is missing: the checkpoint was written by fewer processes than now run. Resume with the "
+            "same number of processes to continue exactly."
+        )
+    return Progress(**state), torch.load(rng_file, weights_only=True)
+
+
+def rng_states() -> dict:
+    """Python's, NumPy's and torch's (CPU and CUDA) random states, in types that load with weights_only=True."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    states = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": position, "has_gauss": has_gauss,
+                  "cached_gaussian": cached_gauss},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        ("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
+         numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    )
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def model_card(training_args: dict, metrics: dict) -> str:
+    """A short README.md for a checkpoint: what it is, how it was trained, how it scored, how to load it."""
+    model = training_args.get("extra", {}).get("model", {})
+    data = training_args.get("extra", {}).get("data", {})
+    rows = "\n".join(f"| {key} | {value} |" for key, value in metrics.items() if not isinstance(value, (dict, list)))
+    settings = ", ".join(
+        f"{key}={training_args[key]}"
+        for key in ("epochs", "learning_rate", "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip",
+                    "batch_size", "grad_accum_steps", "seed", "mixed_precision")
+        if key in training_args
+    )
+    return f"""---
+library_name: transformers
+tags: [gpt2, scratch-gpt2, from-scratch, causal-lm]
+---
+# ScratchGPT2 pretrained from scratch
+
+A GPT-2-architecture causal language model (`model_type: scratch-gpt2`) trained from random weights with
+`gpt2-scratch pretrain`. Draft card: the facts below come from training_args.json and metrics.json.
+
+- Model: {json.dumps(model) if model else "see config.json"}
+- Data: {json.dumps(data) if data else "not recorded"}
+- Training: {settings}
+
+| metric | value |
+|---|---|
+{rows}
+
+## Use
+
+```python
+import gpt2_scratch  # registers the model with transformers' Auto classes
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+```
+
+Trained on a small corpus, it reproduces the style of its training text and generalises little.
+"""
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    write_atomically(path, json.dumps(payload, indent=2) + "\n")

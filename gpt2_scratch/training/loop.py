@@ -1,0 +1,317 @@
+"""The training loop: one function, `train`, that runs on one CPU, one or many GPUs (DDP or FSDP), in full or
+mixed precision, because Accelerate places the model and data and reduces across processes.
+
+One optimizer step = `grad_accum_steps` micro-batches per process. The loss is the mean over every predicted
+token of the step, on all processes: each micro-batch's loss is summed over its tokens and divided by the count
+of the whole step (`num_items_in_batch`), so that accumulation and data parallelism give the same update as one
+big batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from .checkpoint import (
+    Progress,
+    latest_checkpoint,
+    load_training_state,
+    model_card,
+    prune_checkpoints,
+    resolve_resume,
+    restore_rng_states,
+    save_checkpoint,
+)
+from .config import TrainConfig
+from .evaluation import device_peak_flops, evaluate_loss, flops_per_token, label_count, sample_continuation
+from .optim import build_optimizer, cosine_schedule_with_warmup
+from .plots import plot_losses
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped before applying that step."""
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    return Accelerator(mixed_precision=config.mixed_precision, log_with=config.report_to, project_dir=config.out_dir)
+
+
+def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator | None = None) -> dict:
+    """Train `model` (a causal LM returning `.loss` for `labels`) and return the final metrics.
+
+    Loaders yield dicts with `input_ids`, `labels` (-100 = ignored; the model shifts them) and optionally
+    `attention_mask`. For an exact `resume`, the training loader's order must depend only on its epoch
+    (`gpt2_scratch.training.make_loader` builds such loaders). Writes checkpoints, `config.log_file` and
+    loss.png into `config.out_dir`; the returned dict also names the final checkpoint.
+    """
+    return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator or make_accelerator(config)).run()
+
+
+class Trainer:
+    """The state of one run and its steps; `train()` is the way in."""
+
+    def __init__(self, model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator):
+        self.config, self.accelerator, self.tokenizer = config, accelerator, tokenizer
+        self.out_dir = Path(config.out_dir)
+        set_seed(config.seed)
+        set_generation_defaults(model, tokenizer, config)
+        optimizer = build_optimizer(model, config.learning_rate, config.weight_decay)
+        self.model, self.optimizer, self.train_loader, self.val_loader = accelerator.prepare(
+            model, optimizer, train_loader, val_loader
+        )
+        if len(self.train_loader) == 0:
+            raise ValueError("the training loader yields no batch: lower the batch size or add data.")
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / config.grad_accum_steps)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        # The scheduler is stepped here once per optimizer step (Accelerate's wrapper would step it once per process).
+        self.scheduler = cosine_schedule_with_warmup(optimizer, config.warmup_steps, self.total_steps, config.min_lr_ratio)
+        self.log_path = self.out_dir / config.log_file
+        self.progress = Progress()
+        self.pending_rng = None  # RNG states of a resumed checkpoint, restored once its data iterator has started
+        self.last_metrics: dict = {}
+        self.last_saved_step = -1
+        unwrapped = accelerator.unwrap_model(self.model)
+        sequence_length = next(iter(val_loader))["input_ids"].shape[-1] if len(val_loader) else unwrapped.config.n_positions
+        self.flops_per_token = flops_per_token(unwrapped.config, sequence_length)
+        self.peak_flops = config.peak_flops or device_peak_flops(accelerator.device)
+
+    # ---- the run ----
+
+    def run(self) -> dict:
+        if self.accelerator.is_main_process:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.resume_if_asked()
+        if self.config.report_to:
+            self.accelerator.init_trackers("gpt2-scratch", config=trackable(self.config.to_dict()))
+        bar = tqdm(total=self.total_steps, initial=self.progress.step, unit="step", desc="train",
+                   disable=not (self.accelerator.is_main_process and self.config.progress_bar))
+        self.interval = Interval(self.progress.tokens_seen)
+        while self.progress.step < self.total_steps:
+            for micro_batches in self.epoch_batches():
+                loss = self.step(micro_batches)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{self.interval.last_tokens_per_s:,.0f}")
+                self.after_step()
+                if self.progress.step >= self.total_steps:
+                    break
+            else:
+                self.progress.epoch += 1
+                self.progress.batches_in_epoch = 0
+        bar.close()
+        if self.last_metrics.get("step") != self.progress.step:
+            self.evaluate()
+        checkpoint = self.save() if self.last_saved_step != self.progress.step else latest_checkpoint(self.out_dir)
+        if self.accelerator.is_main_process:
+            plot_losses(self.log_path, self.out_dir / "loss.png")
+        self.accelerator.end_training()
+        return {**self.last_metrics, "checkpoint": str(checkpoint)}
+
+    def epoch_batches(self):
+        """The micro-batches left in the current epoch, grouped per optimizer step."""
+        loader = self.train_loader
+        loader.set_epoch(self.progress.epoch)
+        if self.progress.batches_in_epoch:
+            loader = self.accelerator.skip_first_batches(loader, self.progress.batches_in_epoch)
+        batches = iter(loader)
+        group = []
+        for batch in batches:
+            if self.pending_rng is not None:
+                # Starting a loader draws a seed from the global RNG: restore the checkpoint's states after that
+                # draw, as the uninterrupted run had made it at the start of this epoch, before the checkpoint.
+                restore_rng_states(self.pending_rng)
+                self.pending_rng = None
+            group.append(batch)
+            if len(group) == self.config.grad_accum_steps:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def step(self, micro_batches: list[dict]) -> float:
+        """One optimizer step over `micro_batches`; returns the step's mean loss over all processes."""
+        accelerator, model = self.accelerator, self.model
+        model.train()
+        local_items = sum(label_count(batch["labels"]) for batch in micro_batches)
+        items = accelerator.reduce(local_items.to(accelerator.device), reduction="sum")
+        totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss, tokens
+        for index, batch in enumerate(micro_batches):
+            last = index == len(micro_batches) - 1
+            with accelerator.no_sync(model) if not last else nullcontext():
+                loss = model(**batch, num_items_in_batch=items).loss
+                # DDP averages gradients over processes; the loss is already divided by the global token count.
+                accelerator.backward(loss * accelerator.num_processes)
+            totals += torch.stack([loss.detach().double(), torch.tensor(batch["input_ids"].numel(), device=totals.device)])
+        totals = accelerator.reduce(totals, reduction="sum")
+        loss_value = totals[0].item()
+        if not math.isfinite(loss_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(
+                f"the training loss became {loss_value} at step {self.progress.step + 1}; the run stopped before "
+                f"applying that step. The last good checkpoint is {latest_checkpoint(self.out_dir)}. Lower the "
+                "learning rate, add warmup or gradient clipping, or use bf16 instead of fp16, then resume from it."
+            )
+        if self.config.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.step += 1
+        self.progress.batches_in_epoch += len(micro_batches)
+        self.progress.tokens_seen += int(totals[1].item())
+        self.interval.record(loss_value, self.progress.tokens_seen)
+        return loss_value
+
+    def after_step(self):
+        step, config = self.progress.step, self.config
+        if config.eval_every and step % config.eval_every == 0:
+            self.evaluate()
+        if config.save_every and step % config.save_every == 0:
+            self.save()
+
+    # ---- evaluation, logging, checkpoints ----
+
+    def evaluate(self) -> dict:
+        self.interval.pause()
+        accelerator, config, model = self.accelerator, self.config, self.model
+        train_loss = evaluate_loss(model, self.train_loader, config.eval_batches, accelerator)
+        val_loss = evaluate_loss(model, self.val_loader, config.eval_batches, accelerator)
+        tokens_per_s = self.interval.tokens_per_s()
+        metrics = {
+            "step": self.progress.step,
+            "epoch": round(self.progress.epoch + self.progress.batches_in_epoch / len(self.train_loader), 4),
+            "tokens_seen": self.progress.tokens_seen,
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "step_loss": self.interval.mean_loss(),
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "train_perplexity": perplexity(train_loss),
+            "val_perplexity": perplexity(val_loss),
+            "tokens_per_s": tokens_per_s,
+        }
+        if self.peak_flops:
+            metrics["mfu"] = tokens_per_s * self.flops_per_token / (self.peak_flops * accelerator.num_processes)
+        if accelerator.is_main_process and accelerator.distributed_type.name != "FSDP":
+            metrics["sample"] = sample_continuation(
+                accelerator.unwrap_model(model), self.tokenizer, config.sample_prompt,
+                config.sample_max_new_tokens, config.sample_top_k, config.sample_temperature,
+            )
+        if accelerator.is_main_process:
+            with self.log_path.open("a") as log:
+                log.write(json.dumps(metrics) + "\n")
+            tqdm.write(
+                f"step {metrics['step']} epoch {metrics['epoch']:.2f}: train {train_loss:.3f} val {val_loss:.3f} "
+                f"(ppl {metrics['val_perplexity']:.1f}), {tokens_per_s:,.0f} tok/s"
+                + (f"\n  {config.sample_prompt}{metrics['sample']!r}" if "sample" in metrics else "")
+            )
+        if config.report_to:
+            accelerator.log({k: v for k, v in metrics.items() if k != "sample"}, step=self.progress.step)
+        self.last_metrics = metrics
+        self.interval.restart(self.progress.tokens_seen)
+        return metrics
+
+    def save(self) -> Path:
+        self.interval.pause()
+        training_args = self.config.to_dict()
+        training_args["extra"] = {**training_args["extra"], "num_processes": self.accelerator.num_processes,
+                                  "total_steps": self.total_steps}
+        files = {
+            "training_args.json": json.dumps(training_args, indent=2, default=str),
+            "metrics.json": json.dumps(self.last_metrics, indent=2),
+            "README.md": model_card(training_args, self.last_metrics),
+        }
+        path = save_checkpoint(self.accelerator, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                               self.progress, self.out_dir, files)
+        if self.accelerator.is_main_process:
+            prune_checkpoints(self.out_dir, self.config.keep_last)
+        self.last_saved_step = self.progress.step
+        self.interval.resume()
+        return path
+
+    def resume_if_asked(self):
+        checkpoint = resolve_resume(self.config.resume, self.out_dir)
+        if checkpoint is None:
+            if self.accelerator.is_main_process:
+                self.log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+            return
+        self.progress, rng = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer, self.scheduler)
+        self.last_saved_step = self.progress.step
+        if self.progress.batches_in_epoch >= len(self.train_loader):  # saved at the end of an epoch
+            self.progress.epoch += 1
+            self.progress.batches_in_epoch = 0
+        if self.progress.batches_in_epoch == 0:
+            restore_rng_states(rng)  # no data iterator of this epoch was started before the checkpoint
+        else:
+            self.pending_rng = rng
+        if self.accelerator.is_main_process and self.log_path.is_file():
+            # A killed run may have logged past its last checkpoint: keep what the resumed run will not redo.
+            rows = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+            kept = [row for row in rows if row["step"] <= self.progress.step]
+            self.log_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+            self.last_metrics = kept[-1] if kept else {}
+        self.accelerator.wait_for_everyone()
+
+
+class Interval:
+    """Throughput and mean loss between two evaluations, not counting the time spent evaluating or saving."""
+
+    def __init__(self, tokens_seen: int):
+        self.last_tokens_per_s = 0.0
+        self.restart(tokens_seen)
+
+    def restart(self, tokens_seen: int):
+        self.start_tokens, self.last_tokens = tokens_seen, tokens_seen
+        self.elapsed, self.losses = 0.0, []
+        self.started = time.perf_counter()
+
+    def pause(self):
+        if self.started is not None:
+            self.elapsed += time.perf_counter() - self.started
+            self.started = None
+
+    def resume(self):
+        self.started = time.perf_counter()
+
+    def record(self, loss: float, tokens_seen: int):
+        now = time.perf_counter()
+        step_time = now - self.started if self.started is not None else 0.0
+        self.last_tokens_per_s = (tokens_seen - self.last_tokens) / step_time if step_time > 0 else 0.0
+        self.elapsed += step_time
+        self.started = now
+        self.last_tokens = tokens_seen
+        self.losses.append(loss)
+
+    def tokens_per_s(self) -> float:
+        return (self.last_tokens - self.start_tokens) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def mean_loss(self) -> float | None:
+        return sum(self.losses) / len(self.losses) if self.losses else None
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))  # exp overflows a float past ~709
+
+
+def set_generation_defaults(model, tokenizer, config: TrainConfig) -> None:
+    """The sampling settings of the run become the checkpoint's generation defaults."""
+    model.generation_config.update(
+        do_sample=True,
+        top_k=config.sample_top_k,
+        temperature=config.sample_temperature,
+        max_new_tokens=config.sample_max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+
+
+def trackable(settings: dict) -> dict:
+    """Settings as the flat primitive values trackers accept."""
+    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v, default=str) for k, v in settings.items()}
