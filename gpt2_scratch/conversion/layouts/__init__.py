@@ -2,7 +2,8 @@
 
 from .book import BOOK, BOOK_OPENAI_COMPATIBLE
 from .gpt2_named import NANOGPT, SCRATCH, TRANSFORMERS
+from .openai_tf import OPENAI_TF
 
-LAYOUTS = {layout.name: layout for layout in [SCRATCH, TRANSFORMERS, NANOGPT, BOOK, BOOK_OPENAI_COMPATIBLE]}
+LAYOUTS = {layout.name: layout for layout in [SCRATCH, TRANSFORMERS, NANOGPT, BOOK, BOOK_OPENAI_COMPATIBLE, OPENAI_TF]}
 
 __all__ = ["LAYOUTS"]
