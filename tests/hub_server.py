@@ -63,9 +63,10 @@ class Repo:
 class HubError(Exception):
     """An error answer, with the X-Error-Code huggingface_hub turns into its exception classes."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None, **extra):
         super().__init__(message)
         self.status, self.message, self.code, self.commit = status, message, code, commit
+        self.extra = extra  # more fields of the JSON body
 
 
 class HubServer:
@@ -125,7 +126,7 @@ class HubServer:
             raise HubError(401, "Invalid credentials in Authorization header")
         repo_id = f"{payload['organization']}/{payload['name']}"
         if repo_id in self.repos:
-            raise HubError(409, "You already created this model repo")
+            raise HubError(409, "You already created this model repo", url=f"{self.url}/{repo_id}")
         repo = Repo(private=payload.get("visibility") == "private")
         repo.refs["main"] = repo.commit({".gitattributes": GITATTRIBUTES}, None, "initial commit")
         self.repos[repo_id] = repo
@@ -262,7 +263,7 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 try:
                     status, headers, payload = hub.route(self.command, url.path, parse_qs(url.query), self.headers, body)
                 except HubError as error:
-                    status, payload = error.status, {"error": error.message}
+                    status, payload = error.status, {"error": error.message, **error.extra}
                     headers = {"X-Error-Message": error.message}
                     if error.code:
                         headers["X-Error-Code"] = error.code

@@ -25,7 +25,8 @@ except ImportError:
     from httpx import HTTPError as TransportError
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.json", "merges.txt", "chat_template.jinja")
 KEPT_REMOTE_FILES = {".gitattributes"}  # written by the Hub itself; it tells git which files are LFS
 
 
@@ -43,7 +44,7 @@ def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | No
 
     model = _model_class(records.config).from_pretrained(checkpoint_dir, dtype="auto")
     model.save_pretrained(staging_dir, max_shard_size=max_shard_size)  # writes the auto_map and copies the code
-    _tokenizer_for(checkpoint_dir, vocab_size=model.config.vocab_size).save_pretrained(staging_dir)
+    _stage_tokenizer(checkpoint_dir, staging_dir, vocab_size=model.config.vocab_size)
     for name in [*records.plots, *records.record_files]:
         shutil.copy2(checkpoint_dir / name, staging_dir / name)
     build_card(checkpoint_dir, repo_id).save(staging_dir / "README.md")
@@ -111,19 +112,23 @@ def _model_class(config: dict):
     return model_class
 
 
-def _tokenizer_for(checkpoint_dir: Path, vocab_size: int):
-    """The checkpoint's own tokenizer when it saved one, else GPT-2's, which every model here uses by default."""
-    from transformers import AutoTokenizer
+def _stage_tokenizer(checkpoint_dir: Path, staging_dir: Path, vocab_size: int) -> None:
+    """Copy the checkpoint's own tokenizer files as they are; a checkpoint without any gets GPT-2's tokenizer, which
+    every model here uses unless it was trained with its own."""
+    own_files = [name for name in TOKENIZER_FILES if (checkpoint_dir / name).is_file()]
+    if not own_files:
+        from ..tokenization import gpt2_tokenizer
 
-    from ..tokenization import gpt2_tokenizer
+        gpt2_tokenizer().save_pretrained(staging_dir)
+        return
+    for name in own_files:
+        shutil.copy2(checkpoint_dir / name, staging_dir / name)
+    if "tokenizer.json" in own_files:
+        from tokenizers import Tokenizer
 
-    if any((checkpoint_dir / name).is_file() for name in TOKENIZER_FILES):
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir)
-    else:
-        tokenizer = gpt2_tokenizer()
-    if len(tokenizer) > vocab_size:
-        raise ValueError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model only {vocab_size} embeddings: resize the "
-            "model's embeddings with model.resize_token_embeddings(len(tokenizer)) and save it again"
-        )
-    return tokenizer
+        tokens = Tokenizer.from_file(str(checkpoint_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
+        if tokens > vocab_size:
+            raise ValueError(
+                f"the checkpoint's tokenizer has {tokens} tokens but the model only {vocab_size} embeddings: resize "
+                "the model's embeddings with model.resize_token_embeddings(len(tokenizer)) and save it again"
+            )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,19 +93,22 @@ def read_records(directory: str | Path) -> CheckpointRecords:
 
 
 def count_parameters(directory: Path) -> int:
-    """Parameters stored in the directory's safetensors files (tied weights are stored, and counted, once)."""
-    files = sorted(directory.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{directory} has no .safetensors weights: save the model with save_pretrained")
+    """Parameters in the weights from_pretrained would load (tied weights are stored, and counted, once); other
+    .safetensors files left in the folder by earlier saves are not counted."""
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted({directory / name for name in _read_json_object(index).get("weight_map", {}).values()})
+    else:
+        files = [directory / "model.safetensors"]
+    missing = [path.name for path in files if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory} lacks the weights file(s) {', '.join(missing)}: save the model with "
+                                "save_pretrained")
     total = 0
     for path in files:
         with safe_open(path, framework="pt") as weights:
             for key in weights.keys():
-                shape = weights.get_slice(key).get_shape()
-                count = 1
-                for size in shape:
-                    count *= size
-                total += count
+                total += math.prod(weights.get_slice(key).get_shape())
     return total
 
 
