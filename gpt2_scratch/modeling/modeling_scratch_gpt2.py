@@ -103,6 +103,7 @@ class CausalSelfAttention(nn.Module):
         self.is_causal = True  # read by transformers' SDPA / flash attention functions
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.qkv_bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.c_proj.is_residual_projection = True  # initialised smaller: see _init_weights
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(
@@ -121,8 +122,8 @@ class CausalSelfAttention(nn.Module):
             # The cache appends this step's keys and values and hands back all of them so far.
             key, value = past_key_values.update(key, value, self.layer_idx)
 
-        implementation = self.config._attn_implementation
-        attention = eager_attention if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
+        # "eager" is ours (above); "sdpa", "flash_attention_2", "flex_attention"... come from transformers.
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention)
         output, weights = attention(
             self,
             query,
@@ -145,6 +146,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, config.intermediate_size)
         self.act = GELU(approximate="none" if config.activation_function == "gelu" else "tanh")
         self.c_proj = nn.Linear(config.intermediate_size, config.n_embd)
+        self.c_proj.is_residual_projection = True  # initialised smaller: see _init_weights
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,6 +206,8 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
         """GPT-2's initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorm scales, and residual output
         projections scaled down by 1/sqrt(2 * n_layer), because each block adds two branches to the residual stream."""
         std = self.config.initializer_range
+        if getattr(module, "is_residual_projection", False):
+            std = std / math.sqrt(2 * self.config.n_layer)
         if isinstance(module, (nn.Linear, nn.Embedding)):
             init.normal_(module.weight, mean=0.0, std=std)
             if getattr(module, "bias", None) is not None:
@@ -211,8 +215,6 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
         elif isinstance(module, LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        if isinstance(module, (CausalSelfAttention, MLP)):
-            init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as transformers does, with an `auto_map` naming every head, so that any Auto class (AutoModel,
