@@ -12,11 +12,16 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
-    "demo",
+    "pretrain",
+    "generate",
     "card",
     "push",
     "convert",
     "verify",
+    "train_classifier",
+    "classify",
+    "tokenize",
+    "train_tokenizer",
 ]
 
 
