@@ -115,7 +115,7 @@ def test_decode_refuses_unknown_ids(gpt2):
 def test_training_input_errors(tmp_path):
     with pytest.raises(ValueError, match="vocab_size=200 is too small: it must hold 256 byte tokens"):
         train_bpe("some text", 200)
-    with pytest.raises(TypeError, match="train_bpe expects str texts, got bytes"):
+    with pytest.raises(TypeError, match="training input must be str texts or pathlib.Path files, got bytes"):
         train_bpe([b"bytes"], 300)
     with pytest.raises(ValueError, match="vocab_size=256 is too small"):
         train_tokenizer("some text", 256)

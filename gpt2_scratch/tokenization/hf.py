@@ -8,13 +8,15 @@ alphabet (`ByteLevel`), a BPE model with ranked merges, and special tokens that 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .bpe import ENDOFTEXT, BPETokenizer, special_token_pattern
+from .bpe import ENDOFTEXT, BPETokenizer
+from .training import corpus_texts
 
 GPT2_MAX_LENGTH = 1024  # GPT-2's context window
 
@@ -52,7 +54,8 @@ def train_tokenizer(
 
     `texts_or_files` is a text, a file path (`pathlib.Path`), or an iterable mixing both: `str` items are
     texts, path objects are UTF-8 files. The special tokens get the first ids; the first one is also the
-    eos/bos/unk token. `vocab_size` counts the 256 byte tokens and the special tokens.
+    eos/bos/unk token. `vocab_size` counts the 256 byte tokens and the special tokens. The merges learned
+    are those of `train_bpe` on the same corpus.
     """
     special_tokens = list(special_tokens)
     if vocab_size < 256 + len(special_tokens):
@@ -67,8 +70,20 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte, seen in the corpus or not
         show_progress=show_progress,
     )
-    tokenizer.train_from_iterator(_corpus_texts(texts_or_files, special_tokens), trainer=trainer)
+    tokenizer.train_from_iterator(corpus_texts(texts_or_files, special_tokens), trainer=trainer)
     return _wrap(tokenizer, special_tokens[0] if special_tokens else None, pad, model_max_length)
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | os.PathLike) -> Path:
+    """`save_pretrained` into `directory` (created if needed, e.g. a checkpoint folder) without ever leaving a
+    half-written file: the files are written in a temporary folder inside it, then each renamed into place."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".saving-tokenizer-") as staging:
+        tokenizer.save_pretrained(staging)
+        for written in Path(staging).iterdir():
+            os.replace(written, directory / written.name)
+    return directory
 
 
 def _byte_level_tokenizer(model: models.BPE) -> Tokenizer:
@@ -93,25 +108,3 @@ def _wrap(tokenizer: Tokenizer, eos_token: str | None, pad: str | None, model_ma
     elif pad is not None:
         wrapped.add_special_tokens({"pad_token": pad})
     return wrapped
-
-
-def _corpus_texts(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike], special_tokens: list[str]) -> Iterator[str]:
-    """The corpus as texts, with special-token text cut out so no merge is learned from it (as `train_bpe` does)."""
-    special = special_token_pattern(special_tokens) if special_tokens else None
-    for text in _read_corpus(texts_or_files):
-        yield from special.split(text)[::2] if special else [text]
-
-
-def _read_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
-    items = [texts_or_files] if isinstance(texts_or_files, (str, os.PathLike)) else texts_or_files
-    for item in items:
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, os.PathLike):
-            path = Path(item)
-            if not path.is_file():
-                raise FileNotFoundError(f"training file {path} does not exist.")
-            with path.open(encoding="utf-8") as lines:
-                yield from lines
-        else:
-            raise TypeError(f"training input must be str texts or pathlib.Path files, got {type(item).__name__}.")

@@ -11,8 +11,10 @@ contain the merged pair, which keeps training on a short story to well under a s
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -23,13 +25,13 @@ Pair = tuple[str, str]
 
 
 def train_bpe(
-    texts: str | Iterable[str],
+    texts_or_files: str | os.PathLike | Iterable[str | os.PathLike],
     vocab_size: int,
     special_tokens: Sequence[str] = (ENDOFTEXT,),
     min_frequency: int = 2,
     show_progress: bool = True,
 ) -> BPETokenizer:
-    """Learn a byte-level BPE tokenizer of at most `vocab_size` tokens from `texts`.
+    """Learn a byte-level BPE tokenizer of at most `vocab_size` tokens from a corpus (see `corpus_texts`).
 
     Ids 0-255 are the bytes (in GPT-2's order), then the merged tokens in the order learned, then the special
     tokens. Special-token text in the corpus is cut out, never learned from. Training stops early when no
@@ -39,7 +41,7 @@ def train_bpe(
     n_learned = vocab_size - 256 - len(special_tokens)
     if n_learned < 0:
         raise ValueError(f"vocab_size={vocab_size} is too small: it must hold 256 byte tokens + {len(special_tokens)} special.")
-    words, counts = _count_words([texts] if isinstance(texts, str) else texts, special_tokens)
+    words, counts = _count_words(corpus_texts(texts_or_files, special_tokens))
 
     vocab = {char: token_id for token_id, char in enumerate(BYTE_TO_UNICODE.values())}
     merges: list[Pair] = []
@@ -69,15 +71,35 @@ def train_bpe(
     return BPETokenizer(vocab, merges, source="train_bpe")
 
 
-def _count_words(texts: Iterable[str], special_tokens: list[str]) -> tuple[list[list[str]], list[int]]:
-    """Each distinct word of the corpus as a list of byte tokens, and how often it occurs."""
+def corpus_texts(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike], special_tokens: Sequence[str]) -> Iterator[str]:
+    """The training corpus as texts. `texts_or_files` is a text, a file path, or an iterable mixing both: `str`
+    items are texts, path objects (`pathlib.Path`) UTF-8 files, read line by line. Special-token text is cut
+    out, so no merge is ever learned from it."""
     special = special_token_pattern(special_tokens) if special_tokens else None
+    for text in _read_corpus(texts_or_files):
+        yield from special.split(text)[::2] if special else [text]
+
+
+def _read_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
+    items = [texts_or_files] if isinstance(texts_or_files, (str, os.PathLike)) else texts_or_files
+    for item in items:
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, os.PathLike):
+            path = Path(item)
+            if not path.is_file():
+                raise FileNotFoundError(f"training file {path} does not exist.")
+            with path.open(encoding="utf-8") as lines:
+                yield from lines
+        else:
+            raise TypeError(f"training input must be str texts or pathlib.Path files, got {type(item).__name__}.")
+
+
+def _count_words(texts: Iterable[str]) -> tuple[list[list[str]], list[int]]:
+    """Each distinct word of the corpus as a list of byte tokens, and how often it occurs."""
     word_counts: Counter[str] = Counter()
     for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"train_bpe expects str texts, got {type(text).__name__}.")
-        for chunk in special.split(text)[::2] if special else [text]:
-            word_counts.update(pretokenize(chunk))
+        word_counts.update(pretokenize(text))
     return [to_symbols(word) for word in word_counts], list(word_counts.values())
 
 
