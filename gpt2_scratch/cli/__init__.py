@@ -22,8 +22,6 @@ COMMAND_MODULES = [
     "classify",
     "tokenize",
     "train_tokenizer",
-    "tokenize",
-    "train_tokenizer",
 ]
 
 
