@@ -50,16 +50,21 @@ def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accel
     Loaders yield dicts with `input_ids`, `labels` (-100 = ignored; the model shifts them) and optionally
     `attention_mask`. For an exact `resume`, the training loader's order must depend only on its epoch
     (`gpt2_scratch.training.make_loader` builds such loaders). Writes checkpoints, `config.log_file` and
-    loss.png into `config.out_dir`; the returned dict also names the final checkpoint.
+    loss.png into `config.out_dir`; the returned dict also names the final checkpoint. An `accelerator` passed in
+    stays usable afterwards (its process group is not destroyed), so the caller can go on with collective work.
     """
-    return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator or make_accelerator(config)).run()
+    if accelerator is None:
+        return Trainer(model, tokenizer, train_loader, val_loader, config, make_accelerator(config)).run()
+    return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator=False).run()
 
 
 class Trainer:
     """The state of one run and its steps; `train()` is the way in."""
 
-    def __init__(self, model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator):
+    def __init__(self, model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator,
+                 owns_accelerator: bool = True):
         self.config, self.accelerator, self.tokenizer = config, accelerator, tokenizer
+        self.owns_accelerator = owns_accelerator
         self.out_dir = Path(config.out_dir)
         set_seed(config.seed)
         set_generation_defaults(model, tokenizer, config)
@@ -113,7 +118,11 @@ class Trainer:
         checkpoint = self.save() if self.last_saved_step != self.progress.step else latest_checkpoint(self.out_dir)
         if self.accelerator.is_main_process:
             plot_losses(self.log_path, self.out_dir / "loss.png")
-        self.accelerator.end_training()
+        if self.owns_accelerator:
+            self.accelerator.end_training()
+        else:
+            for tracker in self.accelerator.trackers:
+                tracker.finish()
         return {**self.last_metrics, "checkpoint": str(checkpoint)}
 
     def epoch_batches(self):
