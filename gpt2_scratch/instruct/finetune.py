@@ -1,0 +1,242 @@
+"""Instruction fine-tuning from start to finish: data, model, full or LoRA training on the shared loop
+(`gpt2_scratch.training.train`), the final model, and greedy responses for the test split.
+
+Every step runs unchanged on one process or many (`accelerate launch`): the loop prepares model and loaders
+for DDP/FSDP, the responses are generated in shards and gathered, and only the main process writes files.
+
+Files written in `out_dir` (see docs/instruction-tuning.md):
+- checkpoint-<step>/            the loop's checkpoints (weights, optimizer, RNG states, trainer_state.json); --resume
+- metrics.jsonl, loss.png       losses at every evaluation; the loss curves against epochs and tokens seen
+- model/                        the final model as a plain checkpoint (LoRA merged) with tokenizer, config,
+                                training_args.json, metrics.json, provenance.json and loss.png
+- lora-adapter/                 with LoRA: the adapter alone (peft format)
+- instruction-data-with-response.json   the test records with `model_response`, in the course's format
+- judge-scores.json             with a judge: the average and per-item scores
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..evaluation.judge import ChatCompletionsJudge, judge_responses
+from ..evaluation.perplexity import loss_and_perplexity
+from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
+from ..resources import write_atomically
+from ..training import TrainConfig, make_loader, train
+from ..training.loop import make_accelerator
+from .collate import InstructionCollator
+from .data import InstructionDataset, load_records, split_records
+from .generation import generate_responses, save_responses, with_responses
+from .lora import LORA_TARGET_MODULES, add_lora, count_parameters, merge_lora
+from .templates import get_template
+
+RESPONSES_FILE = "instruction-data-with-response.json"
+JUDGE_FILE = "judge-scores.json"
+FINAL_MODEL_DIR = "model"
+ADAPTER_DIR = "lora-adapter"
+
+
+@dataclass
+class InstructConfig:
+    """What to fine-tune on what; the optimisation itself is a `TrainConfig`.
+
+    model: a preset name ("tiny", "small", "medium", ...: random weights, for trials) or any checkpoint
+        `gpt2_scratch.conversion.load_model` reads: our folders, transformers' GPT-2 (e.g.
+        "openai-community/gpt2-medium"), OpenAI's release, the course's layout.
+    data: see `load_records` (None: the course's instruction-data.json).
+    split: (train, test, validation) ratios in file order; validation None takes the rest (the course's split).
+    dropout: sets the model's three dropout rates (the course fine-tunes with 0.0); None keeps the checkpoint's.
+    max_length: truncate training sequences to this many tokens (None: the model's context).
+    mask_prompt: learn only from the response tokens (and the end-of-text token).
+    lora: train LoRA adapters of `lora_rank` / `lora_alpha` on `lora_targets` instead of every weight.
+    num_responses: how many test records get a response (None: all).
+    judge_url / judge_model: score the responses with a chat-completions judge after training (optional).
+    """
+
+    model: str
+    data: str | None = None
+    template: str = "alpaca"
+    split: tuple = (0.85, 0.10, None)
+    tokenizer: str | None = None
+    dropout: float | None = 0.0
+    max_length: int | None = None
+    mask_prompt: bool = False
+    lora: bool = False
+    lora_rank: int = 16
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple = LORA_TARGET_MODULES
+    max_new_tokens: int = 256
+    generation_batch_size: int = 8
+    num_responses: int | None = None
+    judge_url: str | None = None
+    judge_model: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalLM:
+    overrides = {} if dropout is None else dict(embd_pdrop=dropout, attn_pdrop=dropout, resid_pdrop=dropout)
+    if source in PRESETS:
+        return ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset(source, **overrides))
+    from ..conversion import load_model
+
+    return load_model(source, **overrides).train()
+
+
+def load_tokenizer(config: InstructConfig):
+    """The tokenizer saved with the model when there is one, else GPT-2's (from `config.tokenizer` or fetched)."""
+    from ..tokenization import gpt2_tokenizer
+
+    model_dir = Path(config.model)
+    if config.tokenizer is None and (model_dir / "tokenizer.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    return gpt2_tokenizer(config.tokenizer)
+
+
+def use_cpu_processes_when_launched_without_gpus() -> None:
+    """Under torchrun or `accelerate launch --multi_gpu` on a machine without GPUs, Accelerate only forms a
+    process group (gloo) when told to use the CPU; without this, every process would train alone, each believing
+    it is the main one, and all would write the same files."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "1")
+
+
+def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
+    """Run instruction fine-tuning; return the final metrics (also written to out_dir/model/metrics.json)."""
+    use_cpu_processes_when_launched_without_gpus()
+    accelerator = make_accelerator(train_config)
+    out_dir = Path(train_config.out_dir)
+    template = get_template(config.template)
+
+    splits = split_records(load_records(config.data), *config.split)
+    if not splits.train or not splits.validation:
+        raise ValueError(f"the split {splits.sizes()} leaves no training or no validation record; change the ratios.")
+    tokenizer = load_tokenizer(config)
+    torch.manual_seed(train_config.seed)  # a preset's random initialisation repeats
+    model = load_base_model(config.model, config.dropout)
+    context = model.config.n_positions
+    collator = InstructionCollator(
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, mask_prompt=config.mask_prompt,
+        max_length=min(config.max_length or context, context),
+    )
+    train_loader = make_loader(InstructionDataset(splits.train, tokenizer, template), train_config.batch_size,
+                               shuffle=True, seed=train_config.seed, drop_last=True, collate_fn=collator)
+    val_loader = make_loader(InstructionDataset(splits.validation, tokenizer, template), train_config.batch_size,
+                             shuffle=False, collate_fn=collator)
+
+    trained = model
+    if config.lora:
+        # The loop trains (and checkpoints) the model inside the peft wrapper: the same modules, with LoRA layers.
+        peft_model = add_lora(model, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_targets)
+        trained = peft_model.base_model.model
+    train_config = replace(
+        train_config,
+        sample_prompt=template.query(splits.validation[0]),
+        sample_temperature=0.0,  # greedy: the evaluation sample shows the answer the model would give
+        extra={**train_config.extra, "instruct": asdict(config), "data": splits.sizes(),
+               "parameters": count_parameters(trained)},
+    )
+    result = train(trained, tokenizer, train_loader, val_loader, train_config, accelerator)
+
+    checkpoint = Path(result["checkpoint"])
+    final = final_model(checkpoint, config, accelerator.device)
+    test_loader = make_loader(InstructionDataset(splits.test, tokenizer, template), train_config.batch_size,
+                              shuffle=False, collate_fn=collator) if splits.test else None
+    metrics = final_metrics(final, result, val_loader, test_loader)
+    records = respond(final, tokenizer, splits.test[: config.num_responses], template, config, accelerator)
+
+    if accelerator.is_main_process:
+        save_responses(out_dir / RESPONSES_FILE, records)
+        if config.judge_url:
+            judged = judge_responses(records, ChatCompletionsJudge(config.judge_url, config.judge_model), template)
+            judged.save(out_dir / JUDGE_FILE)
+            metrics["judge_score"] = judged.average
+        save_final_model(final, tokenizer, out_dir, config, train_config, metrics)
+        if config.lora:
+            trained_lora_model(checkpoint, config).save_pretrained(out_dir / ADAPTER_DIR)
+    accelerator.end_training()  # waits for every process, then closes the process group
+    return metrics
+
+
+def final_model(checkpoint: Path, config: InstructConfig, device) -> ScratchGPT2ForCausalLM:
+    """The trained model read back from its last checkpoint, on every process whatever the sharding was; with
+    LoRA, the adapters merged into the weights."""
+    if config.lora:
+        model = merge_lora(trained_lora_model(checkpoint, config))
+    else:
+        model = load_checkpoint_weights(load_base_model(config.model, dropout=0.0), checkpoint)
+    model.generation_config.update(do_sample=False, top_k=None, temperature=None, max_new_tokens=config.max_new_tokens)
+    return model.to(device).eval()
+
+
+def trained_lora_model(checkpoint: Path, config: InstructConfig):
+    """The peft model (base weights + trained adapters) saved in a checkpoint of a LoRA run."""
+    peft_model = add_lora(load_base_model(config.model, dropout=0.0), config.lora_rank, config.lora_alpha, 0.0,
+                          config.lora_targets)
+    load_checkpoint_weights(peft_model.base_model.model, checkpoint)
+    return peft_model
+
+
+def load_checkpoint_weights(model, checkpoint: Path):
+    """Load a checkpoint's model.safetensors into `model`, which must have exactly those weights (the tied
+    lm_head is not stored)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(checkpoint / "model.safetensors", device="cpu")
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
+    model.tie_weights()
+    return model
+
+
+def final_metrics(model, result: dict, val_loader, test_loader) -> dict:
+    """Train loss as last logged; validation and test loss of the final (merged) model over their whole split."""
+    metrics = {"train_loss": result.get("train_loss"), "tokens_seen": result.get("tokens_seen"), "step": result.get("step")}
+    for split, loader in (("val", val_loader), ("test", test_loader)):
+        if loader is not None:
+            measured = loss_and_perplexity(model, loader)
+            metrics[f"{split}_loss"], metrics[f"{split}_perplexity"] = measured["loss"], measured["perplexity"]
+    return metrics
+
+
+def respond(model, tokenizer, records: list[dict], template, config: InstructConfig, accelerator) -> list[dict]:
+    """Greedy responses, each process taking a contiguous share of the records; every process gets them all."""
+    from accelerate.utils import gather_object
+
+    with accelerator.split_between_processes(records) as share:
+        responses = generate_responses(model, tokenizer, share, template, config.max_new_tokens,
+                                       config.generation_batch_size, show_progress=accelerator.is_main_process)
+    if accelerator.num_processes > 1:
+        responses = gather_object(responses)
+    return with_responses(records, responses)
+
+
+def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, train_config: TrainConfig,
+                     metrics: dict) -> None:
+    """out_dir/model: a plain checkpoint with the records a model card is built from."""
+    target = out_dir / FINAL_MODEL_DIR
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
+                     **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
+    provenance = {"kind": "instruction-tuned", "base_model": config.model,
+                  "method": "lora" if config.lora else "full fine-tuning",
+                  "datasets": [config.data or "instruction-data.json (LLMs from Scratch)"]}
+    for name, payload in (("training_args.json", training_args), ("metrics.json", metrics),
+                          ("provenance.json", provenance)):
+        write_atomically(target / name, json.dumps(payload, indent=2, default=str) + "\n")
+    if (out_dir / "loss.png").is_file():
+        shutil.copyfile(out_dir / "loss.png", target / "loss.png")
