@@ -1,0 +1,147 @@
+"""Model cards built from checkpoint directories: metadata that round-trips through huggingface_hub's card loader,
+eval results equal to the metrics file, one template per kind, usage snippets that run."""
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import ModelCard
+
+import gpt2_scratch
+from gpt2_scratch.cli import main as cli_main
+from gpt2_scratch.hub_cards import KINDS, build_card, write_card
+from gpt2_scratch.tokenization import gpt2_tokenizer
+
+# Recorded the way a classification run records them; "epoch" is bookkeeping, not a result.
+METRICS = {
+    "train": {"accuracy": 0.9721, "loss": 0.083},
+    "validation": {"accuracy": 0.9732, "loss": 0.074},
+    "test": {"accuracy": 0.9567, "f1": 0.9561},
+    "epoch": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def gpt2_tokenizer_files(tmp_path_factory, tokenizer_dir):
+    folder = tmp_path_factory.mktemp("tokenizer")
+    gpt2_tokenizer(tokenizer_dir).save_pretrained(folder)
+    return folder
+
+
+def save_checkpoint(folder, model, tokenizer_files=None, **records):
+    """A checkpoint as a run leaves it: save_pretrained output, maybe its tokenizer, and JSON records."""
+    model.save_pretrained(folder)
+    if tokenizer_files is not None:
+        shutil.copytree(tokenizer_files, folder, dirs_exist_ok=True)
+    for name, content in records.items():
+        (folder / f"{name}.json").write_text(json.dumps(content))
+    return folder
+
+
+def tiny(**overrides):
+    torch.manual_seed(0)
+    return gpt2_scratch.ScratchGPT2Config.from_preset("tiny", **overrides)
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory, gpt2_tokenizer_files):
+    model = gpt2_scratch.ScratchGPT2ForSequenceClassification(
+        tiny(num_labels=2, id2label={0: "ham", 1: "spam"}, label2id={"ham": 0, "spam": 1}, pad_token_id=50256)
+    )
+    folder = save_checkpoint(
+        tmp_path_factory.mktemp("classifier"), model, gpt2_tokenizer_files,
+        metrics=METRICS,
+        provenance={"kind": "classifier", "base_model": "openai-community/gpt2", "datasets": ["ucirvine/sms_spam"]},
+        training_args={"learning_rate": 5e-5, "num_train_epochs": 5, "per_device_train_batch_size": 8},
+    )
+    (folder / "confusion_matrix.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    return folder
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
+def test_metadata_round_trips_and_eval_results_equal_the_metrics_file(classifier_dir):
+    path = write_card(classifier_dir, repo_id="user/scratch-gpt2-spam")
+    text = path.read_text()
+    loaded = ModelCard.load(path)
+    assert loaded.content == text  # huggingface_hub's loader writes back exactly what it read
+    assert loaded.data.to_dict() == yaml.safe_load(text.split("---\n")[1])
+    recorded = json.loads((classifier_dir / "metrics.json").read_text())
+    expected = {(split, metric): value for split, results in recorded.items() if isinstance(results, dict)
+                for metric, value in results.items()}
+    in_card = {(r.dataset_split, r.metric_type): r.metric_value for r in loaded.data.eval_results}
+    assert in_card == expected
+    assert {r.task_type for r in loaded.data.eval_results} == {"text-classification"}
+    assert loaded.data.model_name == "scratch-gpt2-spam"
+    assert loaded.data.pipeline_tag == "text-classification" and loaded.data.library_name == "transformers"
+    assert loaded.data.base_model == "openai-community/gpt2" and loaded.data.datasets == ["ucirvine/sms_spam"]
+    assert "| learning_rate | 5e-05 |" in loaded.text and "![confusion_matrix.png](confusion_matrix.png)" in loaded.text
+
+
+def test_each_kind_gets_its_own_template(tmp_path):
+    folder = save_checkpoint(tmp_path, gpt2_scratch.ScratchGPT2ForCausalLM(tiny()))
+    cards = {}
+    for kind in KINDS:
+        (folder / "provenance.json").write_text(
+            json.dumps({"kind": kind, "source": "openai-community/gpt2-medium", "layout": "transformers"})
+        )
+        cards[kind] = build_card(folder, "user/scratch-gpt2-medium")
+    assert "converted from `openai-community/gpt2-medium` (checkpoint layout `transformers`)" in cards["converted"].text
+    assert "pretrained from scratch" in cards["pretrained"].text and cards["pretrained"].data.license == "apache-2.0"
+    assert "AutoModelForSequenceClassification.from_pretrained" in cards["classifier"].text
+    assert "### Instruction:" in cards["instruction-tuned"].text
+    assert len({card.text for card in cards.values()}) == len(KINDS)
+    for kind, card in cards.items():
+        assert "scratch-gpt2" in card.data.tags and card.data.language == "en"
+        assert card.data.pipeline_tag == ("text-classification" if kind == "classifier" else "text-generation")
+
+
+def test_a_checkpoint_with_nothing_recorded_still_gets_a_card(tmp_path):
+    model = gpt2_scratch.ScratchGPT2ForCausalLM(tiny(tie_word_embeddings=False))  # like the 163M untied model
+    card = build_card(save_checkpoint(tmp_path, model))
+    parameters = sum(p.numel() for p in model.parameters())
+    assert f"| Parameters | {parameters:,} " in card.text
+    assert "| Output head tied to the token embedding | no |" in card.text
+    assert "No evaluation results were recorded" in card.text
+    assert card.data.eval_results is None and "model-index" not in str(card)
+    assert card.data.model_name == tmp_path.name
+
+
+def test_usage_snippets_run(classifier_dir, gpt2_tokenizer_files, tmp_path, capsys):
+    causal_dir = save_checkpoint(tmp_path, gpt2_scratch.ScratchGPT2ForCausalLM(tiny()), gpt2_tokenizer_files)
+    classifier_snippets = python_blocks(str(build_card(classifier_dir, "user/repo")))
+    generation_snippets = python_blocks(str(build_card(causal_dir, "user/repo")))
+    assert len(classifier_snippets) == len(generation_snippets) == 2  # with the package, with trust_remote_code
+    # The snippets with the package installed ("user/repo" becomes the local checkpoint, which from_pretrained takes
+    # too); the remote-code path is test_hub_publish's subject, and importing transformers' pipelines costs ~10 s.
+    exec(classifier_snippets[0].replace('"user/repo"', repr(str(classifier_dir))), {})
+    generation = generation_snippets[0].replace('"user/repo"', repr(str(causal_dir)))
+    exec(generation.replace("max_new_tokens=50", "max_new_tokens=5"), {})  # a random tiny model: 5 is plenty
+    printed = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\['(ham|spam)', '(ham|spam)'\]", printed[0])
+    assert len(printed) >= 2  # the generated continuation
+
+
+def test_bad_records_are_clear_errors(tmp_path):
+    folder = save_checkpoint(tmp_path, gpt2_scratch.ScratchGPT2ForCausalLM(tiny()))
+    (folder / "provenance.json").write_text(json.dumps({"kind": "distilled"}))
+    with pytest.raises(ValueError, match="kind 'distilled' is not one of converted, pretrained"):
+        build_card(folder)
+    (folder / "provenance.json").write_text("{not json")
+    with pytest.raises(ValueError, match="provenance.json is not valid JSON"):
+        build_card(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        build_card(tmp_path / "empty")
+
+
+def test_card_command_writes_readme(classifier_dir, tmp_path, capsys):
+    output = tmp_path / "README.md"
+    assert cli_main(["card", str(classifier_dir), "--repo-id", "user/spam", "-o", str(output)]) == 0
+    assert ModelCard.load(output).data.model_name == "spam"
+    assert f"wrote {output}" in capsys.readouterr().out
