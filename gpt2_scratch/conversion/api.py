@@ -16,7 +16,7 @@ from .engine import (
     our_reader,
     state_dict_reader,
 )
-from .hparams import from_config, to_config
+from .hparams import TOKEN_EMBEDDING, from_config, to_config
 from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
 from .writers import DEFAULT_MAX_SHARD_BYTES, model_card, write_checkpoint
@@ -85,7 +85,9 @@ def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides)
     from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
 
     layout_, bound, hparams = bind_any(open_checkpoint(src), layout, **overrides)
-    state_dict = {key: cast(tensor, parse_dtype(dtype)) for key, tensor in import_tensors(bound, hparams)}
+    state_dict = dict(import_tensors(bound, hparams))
+    dtype = parse_dtype(dtype) or state_dict[TOKEN_EMBEDDING].dtype  # one dtype (GGUF keeps F32 norms in F16 files)
+    state_dict = {key: cast(tensor, dtype) for key, tensor in state_dict.items()}
     with torch.device("meta"):
         model = ScratchGPT2ForCausalLM(to_config(hparams))
     model.load_state_dict(state_dict, strict=False, assign=True)
@@ -96,8 +98,8 @@ def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides)
     return model.eval()
 
 
-def cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    return tensor if dtype is None or not tensor.is_floating_point() else tensor.to(dtype)
+def cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return tensor.to(dtype) if tensor.is_floating_point() else tensor
 
 
 def from_transformers_gpt2(src, **overrides):

@@ -15,6 +15,8 @@ from tqdm.auto import tqdm
 from .engine import ExportItem
 from .hparams import describe
 from .layout import Layout
+from .layouts.gguf import write_gguf
+from .layouts.llmc import write_llmc
 from .safetensors_stream import write_sharded
 
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
@@ -33,12 +35,10 @@ def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[Export
     dst.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     try:
+        copy_tokenizer(tokenizer_folder, work)  # first: a GGUF export embeds it
         with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
-            counted = (bar.update(1) or item for item in tensors)
-            WRITERS[layout.container](work, layout, hparams, plan, counted, dtype, max_shard_bytes)
+            WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
-        if layout.container == "safetensors":
-            copy_tokenizer(tokenizer_folder, work)
         (work / "README.md").write_text(card)
         if dst.exists():
             dst.rmdir()
@@ -47,6 +47,12 @@ def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[Export
         shutil.rmtree(work, ignore_errors=True)
         raise
     return dst
+
+
+def counting(items: Iterator, bar) -> Iterator:
+    for item in items:
+        yield item
+        bar.update(1)
 
 
 def write_safetensors(work, layout, hparams, plan, tensors, dtype, max_shard_bytes):
@@ -86,5 +92,5 @@ def model_card(origin: str, source_layout: str, target_layout: Layout, hparams: 
     )
 
 
-# Container writers by the name a layout gives in `Layout.container`; llm.c and GGUF add theirs on import.
-WRITERS = {"safetensors": write_safetensors, "torch": write_torch_pickle}
+# Container writers by the name a layout gives in `Layout.container`.
+WRITERS = {"safetensors": write_safetensors, "torch": write_torch_pickle, "llmc": write_llmc, "gguf": write_gguf}

@@ -2,8 +2,10 @@
 
 from .book import BOOK, BOOK_OPENAI_COMPATIBLE
 from .gpt2_named import NANOGPT, SCRATCH, TRANSFORMERS
+from .gguf import GGUF
+from .llmc import LLMC
 from .openai_tf import OPENAI_TF
 
-LAYOUTS = {layout.name: layout for layout in [SCRATCH, TRANSFORMERS, NANOGPT, BOOK, BOOK_OPENAI_COMPATIBLE, OPENAI_TF]}
+LAYOUTS = {layout.name: layout for layout in [SCRATCH, TRANSFORMERS, NANOGPT, BOOK, BOOK_OPENAI_COMPATIBLE, OPENAI_TF, LLMC, GGUF]}
 
 __all__ = ["LAYOUTS"]

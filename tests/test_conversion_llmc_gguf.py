@@ -1,0 +1,122 @@
+"""llm.c and GGUF, checked against what outside code writes and reads: an llm.c file written here the way llm.c's
+train_gpt2.py writes it, and gguf's own GGUFReader on our GGUF export."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGUFReader
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from gpt2_scratch.conversion import convert, detect_layout, from_transformers_gpt2, load_model, save_model
+
+TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+LINEARS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    torch.manual_seed(7)
+    model = GPT2LMHeadModel(GPT2Config(**TINY)).eval()
+    with torch.no_grad():
+        for name, tensor in model.named_parameters():
+            if "ln_" in name or name.endswith("bias"):
+                tensor.normal_(0, 0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return torch.randint(0, TINY["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(3))
+
+
+def max_logit_difference(a, b, tokens) -> float:
+    with torch.no_grad():
+        return (a(tokens).logits.float() - b(tokens).logits.float()).abs().max().item()
+
+
+def llmc_bytes(gpt2: GPT2LMHeadModel, dtype: torch.dtype) -> bytes:
+    """An llm.c model file as llm.c's train_gpt2.py writes it: header, padded wte, wpe, then each kind for all layers."""
+    params = {name: tensor.detach() for name, tensor in gpt2.state_dict().items()}
+    for name in params:  # llm.c's PyTorch reference model uses nn.Linear: weights (out, in)
+        if name.endswith(LINEARS):
+            params[name] = params[name].t()
+    config = gpt2.config
+    padded = math.ceil(config.vocab_size / 128) * 128
+    header = torch.zeros(256, dtype=torch.int32)
+    header[:8] = torch.tensor([20240326, {torch.float32: 3, torch.bfloat16: 5}[dtype], config.n_positions,
+                               config.vocab_size, config.n_layer, config.n_head, config.n_embd, padded])
+    wte = params["transformer.wte.weight"]
+    order = [torch.cat([wte, torch.zeros(padded - wte.shape[0], wte.shape[1])]), params["transformer.wpe.weight"]]
+    kinds = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+             "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+             "mlp.c_proj.weight", "mlp.c_proj.bias"]
+    order += [params[f"transformer.h.{i}.{kind}"] for kind in kinds for i in range(config.n_layer)]
+    order += [params["transformer.ln_f.weight"], params["transformer.ln_f.bias"]]
+    data = b"".join(t.to(dtype).contiguous().view(-1).view(torch.uint8).numpy().tobytes() for t in order)
+    return header.numpy().tobytes() + data
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_llmc_file_written_as_llmc_does_imports_and_our_export_is_byte_identical(gpt2, tokens, tmp_path, dtype):
+    (tmp_path / "gpt2_tiny.bin").write_bytes(llmc_bytes(gpt2, dtype))
+    assert detect_layout(tmp_path / "gpt2_tiny.bin") == "llmc"
+    ours = load_model(tmp_path / "gpt2_tiny.bin", dtype=None)
+    assert ours.dtype == dtype and ours.config.n_head == 4 and ours.config.vocab_size == 300
+    reference = gpt2 if dtype == torch.float32 else GPT2LMHeadModel(gpt2.config).eval().to(torch.bfloat16)
+    if dtype == torch.bfloat16:
+        reference.load_state_dict(gpt2.state_dict())
+    assert max_logit_difference(ours.float(), reference.float(), tokens) <= 1e-5
+    out = save_model(from_transformers_gpt2(gpt2), tmp_path / "export", layout="llmc", dtype=dtype)
+    assert (out / "model.bin").read_bytes() == (tmp_path / "gpt2_tiny.bin").read_bytes()
+
+
+def test_llmc_truncated_file_is_reported(gpt2, tmp_path):
+    (tmp_path / "model.bin").write_bytes(llmc_bytes(gpt2, torch.float32)[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        load_model(tmp_path / "model.bin")
+
+
+def tiny_tokenizer_files(tokenizer_dir, folder) -> dict[str, int]:
+    """GPT-2's first 299 tokens plus <|endoftext|>, in transformers' file names, for the 300-token test model."""
+    encoder = json.loads((tokenizer_dir / "encoder.json").read_text())
+    vocab = {token: index for token, index in encoder.items() if index < 299} | {"<|endoftext|>": 299}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    merges = (tokenizer_dir / "vocab.bpe").read_text().splitlines()[:20]  # the "#version" line, then 19 merges
+    (folder / "merges.txt").write_text("\n".join(merges) + "\n")
+    return vocab
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_gguf_export_read_back_with_ggufs_reader(gpt2, tokens, tmp_path, tokenizer_dir, dtype):
+    source = tmp_path / "hf"
+    gpt2.save_pretrained(source)
+    vocab = tiny_tokenizer_files(tokenizer_dir, source) if dtype == "float16" else None
+    out = convert(source, tmp_path / "gguf", to_layout="gguf", dtype=dtype)
+    reader = GGUFReader(out / "model.gguf")
+    assert reader.fields["general.architecture"].contents() == "gpt2"
+    assert reader.fields["gpt2.block_count"].contents() == 2 and reader.fields["gpt2.attention.head_count"].contents() == 4
+    if vocab is None:
+        assert "tokenizer.ggml.tokens" not in reader.fields
+    else:
+        assert reader.fields["tokenizer.ggml.model"].contents() == "gpt2"
+        assert reader.fields["tokenizer.ggml.tokens"].contents() == sorted(vocab, key=vocab.get)
+        assert reader.fields["tokenizer.ggml.merges"].contents()[0] == "Ġ t"
+        assert reader.fields["tokenizer.ggml.eos_token_id"].contents() == 299
+    stored = {tensor.name: tensor for tensor in reader.tensors}
+    expected = {"token_embd.weight": gpt2.transformer.wte.weight, "position_embd.weight": gpt2.transformer.wpe.weight,
+                "blk.1.attn_qkv.weight": gpt2.transformer.h[1].attn.c_attn.weight.t(),
+                "blk.1.attn_qkv.bias": gpt2.transformer.h[1].attn.c_attn.bias,
+                "blk.0.ffn_down.weight": gpt2.transformer.h[0].mlp.c_proj.weight.t(),
+                "blk.0.attn_norm.weight": gpt2.transformer.h[0].ln_1.weight, "output_norm.bias": gpt2.transformer.ln_f.bias}
+    assert len(stored) == 2 + 12 * 2 + 2 and "output.weight" not in stored  # a tied head is not stored
+    for name, tensor in expected.items():
+        want = tensor.detach()
+        if dtype == "float16" and want.ndim == 2:
+            want = want.half()  # F16 rounding; llama.cpp keeps 1-D tensors in F32
+        assert stored[name].data.dtype == want.numpy().dtype, name
+        assert np.array_equal(np.asarray(stored[name].data), want.numpy()), name
+    ours = load_model(out)
+    assert max_logit_difference(ours, gpt2, tokens) <= (1e-5 if dtype == "float32" else 5e-2)
