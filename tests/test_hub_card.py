@@ -15,12 +15,24 @@ from gpt2_scratch.cli import main as cli_main
 from gpt2_scratch.hub_cards import KINDS, build_card, write_card
 from gpt2_scratch.tokenization import gpt2_tokenizer
 
-# Recorded the way a classification run records them; "epoch" is bookkeeping, not a result.
+# metrics.json as `gpt2-scratch train-classifier` records it: run facts, then each split before and after fine-tuning.
 METRICS = {
-    "train": {"accuracy": 0.9721, "loss": 0.083},
-    "validation": {"accuracy": 0.9732, "loss": 0.074},
-    "test": {"accuracy": 0.9567, "f1": 0.9561},
-    "epoch": 5,
+    "labels": ["ham", "spam"],
+    "examples": {"train": 1045, "validation": 149, "test": 300},
+    "max_length": 120,
+    "parameters": {"total": 124441346, "trainable": 7090178},
+    "before": {"test": {"loss": 2.71, "accuracy": 0.4633}},
+    "after": {
+        "train": {"loss": 0.083, "accuracy": 0.9721},
+        "validation": {"loss": 0.074, "accuracy": 0.9732},
+        "test": {"loss": 0.121, "accuracy": 0.9567, "precision": 0.9591, "recall": 0.9533, "f1": 0.9561,
+                 "confusion_matrix": [[144, 6], [7, 143]]},
+    },
+}
+# metrics.json as the pretraining loop records it: one flat object per evaluation.
+PRETRAINING_METRICS = {
+    "step": 90, "epoch": 10.0, "tokens_seen": 46080, "learning_rate": 0.0004, "step_loss": 0.52, "train_loss": 0.47,
+    "val_loss": 6.41, "train_perplexity": 1.6, "val_perplexity": 608.4, "tokens_per_s": 212.5, "sample": " you know",
 }
 
 
@@ -72,15 +84,26 @@ def test_metadata_round_trips_and_eval_results_equal_the_metrics_file(classifier
     assert loaded.content == text  # huggingface_hub's loader writes back exactly what it read
     assert loaded.data.to_dict() == yaml.safe_load(text.split("---\n")[1])
     recorded = json.loads((classifier_dir / "metrics.json").read_text())
-    expected = {(split, metric): value for split, results in recorded.items() if isinstance(results, dict)
-                for metric, value in results.items()}
+    expected = {(split, metric): value for split, results in recorded["after"].items()  # the fine-tuned model's
+                for metric, value in results.items() if metric != "confusion_matrix"}
     in_card = {(r.dataset_split, r.metric_type): r.metric_value for r in loaded.data.eval_results}
     assert in_card == expected
+    assert "| Test accuracy (before fine-tuning) | 0.4633 |" in loaded.text  # the baseline, in the text only
     assert {r.task_type for r in loaded.data.eval_results} == {"text-classification"}
     assert loaded.data.model_name == "scratch-gpt2-spam"
     assert loaded.data.pipeline_tag == "text-classification" and loaded.data.library_name == "transformers"
     assert loaded.data.base_model == "openai-community/gpt2" and loaded.data.datasets == ["ucirvine/sms_spam"]
     assert "| learning_rate | 5e-05 |" in loaded.text and "![confusion_matrix.png](confusion_matrix.png)" in loaded.text
+
+
+def test_flat_metrics_of_a_pretraining_run(tmp_path):
+    folder = save_checkpoint(tmp_path, gpt2_scratch.ScratchGPT2ForCausalLM(tiny()), metrics=PRETRAINING_METRICS)
+    card = ModelCard(str(build_card(folder)))  # through text, as the Hub reads it
+    in_card = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert in_card == {("train", "loss"): 0.47, ("validation", "loss"): 6.41, ("train", "perplexity"): 1.6,
+                       ("validation", "perplexity"): 608.4}
+    assert {r.dataset_type for r in card.data.eval_results} == {"the-verdict"}
+    assert "pretrained from scratch" in card.text  # recorded metrics without provenance.json: a pretraining run
 
 
 def test_each_kind_gets_its_own_template(tmp_path):

@@ -7,6 +7,7 @@ from one Jinja template per kind of checkpoint (templates/<kind>.md.j2, all exte
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -39,6 +40,7 @@ KIND_TAGS = {
 # GPT-2's weights were released by OpenAI under the MIT license; a model pretrained here carries the project's license.
 DEFAULT_LICENSES = {"converted": "mit", "pretrained": "apache-2.0", "classifier": "mit", "instruction-tuned": "mit"}
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 SPLIT_NAMES = {"train": "Train", "validation": "Validation", "test": "Test", None: ""}
 
 
@@ -75,6 +77,7 @@ def eval_results(records: CheckpointRecords) -> list[EvalResult]:
             metric_value=m.value,
         )
         for m in records.measurements
+        if not m.baseline  # the base model's numbers, before fine-tuning, are not this model's results
     ]
 
 
@@ -87,8 +90,8 @@ def _card_data(records: CheckpointRecords, repo_id: str) -> ModelCardData:
         library_name="transformers",
         pipeline_tag="text-classification" if records.kind == "classifier" else "text-generation",
         tags=["gpt2", "scratch-gpt2", "from-scratch", "pytorch", "safetensors", "custom_code", *KIND_TAGS[records.kind]],
-        base_model=provenance.get("base_model"),
-        datasets=provenance.get("datasets") or None,
+        base_model=_hub_id(base_model(records)),
+        datasets=[name for name in provenance.get("datasets", []) if _hub_id(name)] or None,
         metrics=sorted({r.metric_type for r in results}) or None,
         model_name=repo_id.split("/")[-1],
         eval_results=results or None,
@@ -113,6 +116,7 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
             "Output head tied to the token embedding": "yes" if config.get("tie_word_embeddings", True) else "no",
         },
         "provenance": records.provenance,
+        "base_model": base_model(records),
         "hyperparameters": {k: v for k, v in records.training_args.items() if v is not None and not isinstance(v, (dict, list))},
         "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
         "plots": records.plots,
@@ -121,4 +125,16 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
 
 
 def _pretty_name(m: Measurement) -> str:
-    return f"{SPLIT_NAMES[m.split]} {m.metric.replace('_', ' ')}".strip()
+    name = f"{SPLIT_NAMES[m.split]} {m.metric.replace('_', ' ')}".strip()
+    return f"{name} (before fine-tuning)" if m.baseline else name
+
+
+def base_model(records: CheckpointRecords) -> str | None:
+    """The model this one was fine-tuned or converted from: provenance.json's "base_model", else the run's "base"."""
+    return records.provenance.get("base_model") or records.training_args.get("base_model") or records.training_args.get("base")
+
+
+def _hub_id(name: str | None) -> str | None:
+    """`name` if it is a Hub repository id ("user/name"), else None: the Hub rejects metadata naming anything else,
+    such as a local folder, so those stay in the card's text only."""
+    return name if name and HUB_ID.fullmatch(name) and not Path(name).exists() else None

@@ -7,7 +7,6 @@ longer has are deleted in the same commit. The checkpoint directory itself is on
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,7 +15,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from .. import modeling
-from .card import build_card
+from .card import HUB_ID, build_card
 from .records import read_records
 
 try:  # the HTTP client under huggingface_hub: httpx2 since huggingface_hub 2, httpx before
@@ -24,7 +23,6 @@ try:  # the HTTP client under huggingface_hub: httpx2 since huggingface_hub 2, h
 except ImportError:
     from httpx import HTTPError as TransportError
 
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "chat_template.jinja")
 KEPT_REMOTE_FILES = {".gitattributes"}  # written by the Hub itself; it tells git which files are LFS
@@ -61,7 +59,7 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
     comes from `token`, else HF_TOKEN or `hf auth login`; the endpoint from `endpoint`, else HF_ENDPOINT.
     Returns huggingface_hub's CommitInfo (commit id, URL, pull request URL). The checkpoint is never modified.
     """
-    if not REPO_ID.fullmatch(repo_id):
+    if not HUB_ID.fullmatch(repo_id):
         raise ValueError(f"repo_id {repo_id!r} must look like 'user/name' (or 'organization/name')")
     token = token or get_token()
     if not token:

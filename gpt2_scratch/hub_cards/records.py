@@ -24,22 +24,23 @@ KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
 RECORD_FILES = ("provenance.json", "training_args.json", "metrics.json", "metrics.jsonl")
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
-# The split a metric was measured on, from the first word of its name ("val_loss", "test_accuracy", "eval_loss").
+# The split a result was measured on, named by a key of metrics.json ("val_loss", {"test": {"accuracy": ...}}).
 SPLITS = {"train": "train", "training": "train", "val": "validation", "valid": "validation", "validation": "validation",
           "eval": "validation", "test": "test"}
-# Numbers a trainer logs beside its results that are not results (the Trainer's "eval_runtime" and friends).
-BOOKKEEPING = ("epoch", "step", "steps", "global_step", "runtime", "samples_per_second", "steps_per_second",
-               "total_flos", "tokens_seen", "num_tokens", "elapsed", "seconds", "time")
+# What counts as a result; other numbers (step, epoch, tokens_per_s, learning_rate, split sizes) are bookkeeping.
+RESULT_SUFFIXES = ("loss", "perplexity", "accuracy", "precision", "recall", "f1", "score", "exact_match")
+# Results measured on the model before its fine-tuning started: shown as a baseline, not claimed in model-index.
+BASELINE = "before"
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured result: metric "accuracy" on split "test" = 0.9567. `name` is the key it was recorded under."""
+    """One measured result: metric "accuracy" on split "test" = 0.9567; `baseline` when measured before fine-tuning."""
 
-    name: str
     metric: str
     split: str | None
     value: float
+    baseline: bool = False
 
 
 @dataclass
@@ -113,29 +114,31 @@ def count_parameters(directory: Path) -> int:
 
 
 def measurements_from(metrics: dict) -> list[Measurement]:
-    """Every number in a metrics object that is a result, with the split and metric its key names."""
+    """Every result in a metrics object, with the split and metric its keys name. Keys nest ({"after": {"test":
+    {"accuracy": 0.96}}}) or join with "_" ("test_accuracy"); a "before" level marks the pre-fine-tuning baseline.
+    A result without a split is kept only when it is a score (an LLM judge's "judge_score")."""
     found = []
-    for name, value in _flatten(metrics).items():
+    for path, value in _leaves(metrics):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             continue
-        first, _, rest = name.partition("_")
-        split = SPLITS.get(first.lower()) if rest else None
-        metric = rest if split else name
-        if metric.lower() in BOOKKEEPING or metric.lower().endswith(BOOKKEEPING):
+        first, _, rest = path[-1].partition("_")
+        if first.lower() in SPLITS and rest:  # "val_loss" is the metric "loss" on the validation split
+            path = (*path[:-1], first, rest)
+        metric, qualifiers = path[-1], [part.lower() for part in path[:-1]]
+        splits = [SPLITS[q] for q in qualifiers if q in SPLITS]
+        if not metric.lower().endswith(RESULT_SUFFIXES) or (not splits and not metric.lower().endswith("score")):
             continue
-        found.append(Measurement(name=name, metric=metric, split=split, value=float(value)))
+        found.append(Measurement(metric=metric, split=splits[0] if splits else None, value=float(value),
+                                 baseline=BASELINE in qualifiers))
     return found
 
 
-def _flatten(obj: dict, prefix: str = "") -> dict:
-    flat = {}
+def _leaves(obj: dict, path: tuple[str, ...] = ()):
     for key, value in obj.items():
-        name = f"{prefix}_{key}" if prefix else str(key)
         if isinstance(value, dict):
-            flat.update(_flatten(value, name))
+            yield from _leaves(value, (*path, str(key)))
         else:
-            flat[name] = value
-    return flat
+            yield (*path, str(key)), value
 
 
 def _read_json_object(path: Path) -> dict:
