@@ -1,0 +1,439 @@
+"""Speed and memory of ScratchGPT2 against transformers' GPT2LMHeadModel with the same weights, in the same run.
+
+    python benchmarks/run.py [--device cpu|cuda] [--sizes small,medium] [--quick] [--sections forward,train,...]
+
+Every figure is measured for ours and for the reference, repetitions interleaved after warm-up, and reported as
+the ratio ours / reference of the medians plus both absolute figures as median (min-max). Sections:
+
+- forward:  tokens/s of a forward pass over a grid of batch x sequence length, float32 and bfloat16 autocast;
+- train:    tokens/s of one training step (forward + backward + AdamW);
+- generate: new tokens/s of greedy decoding (32-token prompt, 128 new tokens) at batch 1 and 8, and the time to
+            the first token; ours through generate() (dynamic and static cache) and through the lean decoding loop
+            of gpt2_scratch.generation;
+- mfu:      achieved FLOP/s of the forward pass and training step against a measured matmul ceiling;
+- memory:   peak RSS of loading a checkpoint, of one training step and of converting a checkpoint, each measured
+            in a fresh process (benchmarks/memory_probe.py).
+
+The table is printed (markdown) and everything is written as JSON to --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import Report, Row, machine_description, markdown_table, throughput, time_call  # noqa: E402
+from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
+from gpt2_scratch.conversion import to_transformers_gpt2  # noqa: E402
+from gpt2_scratch.generation import generate_tokens  # noqa: E402
+
+SECTIONS = ("forward", "train", "generate", "mfu", "memory")
+
+
+class Plan:
+    """How much to measure: the full plan, or a quick one that finishes in a couple of minutes on a 2-core CPU."""
+
+    def __init__(self, quick: bool, device: str):
+        self.device = device
+        self.warmup = 1
+        self.repeats = 3 if quick else 5
+        self.forward_shapes = [(1, 128), (4, 256)] if quick else [(1, 128), (4, 256), (8, 512), (1, 1024)]
+        self.train_shape = (2, 128) if quick else (4, 256)
+        self.prompt_length = 32
+        self.new_tokens = 32 if quick else 128
+        self.generate_batches = (1, 8)
+        self.matmul_size = 1024 if quick else 2048
+        if device.startswith("cuda"):
+            self.forward_shapes = [(8, 1024), (32, 1024)]
+            self.train_shape = (16, 1024)
+            self.matmul_size = 8192
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models with the same weights
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def build_pair(size: str, device: str):
+    """Ours with random weights, and transformers' GPT-2 holding a contiguous copy of the very same weights."""
+    torch.manual_seed(0)
+    ours = ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset(size)).eval()
+    reference = to_transformers_gpt2(ours)
+    with torch.no_grad():
+        for parameter in reference.parameters():  # own storage, laid out as transformers would load it
+            parameter.data = parameter.data.contiguous().clone()
+    return ours.to(device), reference.to(device).eval()
+
+
+def autocast(device: str, dtype_name: str):
+    if dtype_name == "bf16-autocast":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def random_tokens(batch: int, seq: int, device: str, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 50257, (batch, seq), generator=generator).to(device)
+
+
+def interleaved(candidates: dict, plan: Plan) -> dict[str, list]:
+    return harness.interleaved(candidates, warmup=plan.warmup, repeats=plan.repeats)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def bench_forward(report: Report, size: str, ours, reference, plan: Plan):
+    for batch, seq in plan.forward_shapes:
+        if seq > ours.config.n_positions:
+            continue
+        input_ids = random_tokens(batch, seq, plan.device)
+        for dtype_name in ("fp32", "bf16-autocast"):
+
+            def forward(model):
+                with torch.inference_mode(), autocast(plan.device, dtype_name):
+                    model(input_ids, use_cache=False)
+
+            seconds = interleaved(
+                {
+                    "ours": lambda: time_call(lambda: forward(ours), plan.device),
+                    "reference": lambda: time_call(lambda: forward(reference), plan.device),
+                },
+                plan,
+            )
+            report.add(
+                Row(
+                    "forward", size, f"b{batch}x{seq} {dtype_name}", "tok/s",
+                    throughput(seconds["ours"], batch * seq), throughput(seconds["reference"], batch * seq),
+                )
+            )
+
+
+def training_step(model, optimizer, input_ids, plan: Plan, dtype_name: str):
+    with autocast(plan.device, dtype_name):
+        loss = model(input_ids, labels=input_ids, use_cache=False).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def bench_train(report: Report, size: str, ours, reference, plan: Plan):
+    batch, seq = plan.train_shape
+    seq = min(seq, ours.config.n_positions)
+    input_ids = random_tokens(batch, seq, plan.device)
+    for model in (ours, reference):
+        model.train()
+    optimizers = {
+        "ours": torch.optim.AdamW(ours.parameters(), lr=1e-4, weight_decay=0.1),
+        "reference": torch.optim.AdamW(reference.parameters(), lr=1e-4, weight_decay=0.1),
+    }
+    for dtype_name in ("fp32", "bf16-autocast"):
+        seconds = interleaved(
+            {
+                "ours": lambda: time_call(
+                    lambda: training_step(ours, optimizers["ours"], input_ids, plan, dtype_name), plan.device
+                ),
+                "reference": lambda: time_call(
+                    lambda: training_step(reference, optimizers["reference"], input_ids, plan, dtype_name),
+                    plan.device,
+                ),
+            },
+            plan,
+        )
+        report.add(
+            Row(
+                "train", size, f"b{batch}x{seq} {dtype_name} AdamW", "tok/s",
+                throughput(seconds["ours"], batch * seq), throughput(seconds["reference"], batch * seq),
+            )
+        )
+    for model in (ours, reference):
+        model.eval()
+        model.zero_grad(set_to_none=True)
+
+
+class FirstTokenClock:
+    """A generate() streamer that notes when the first new token arrives (the first put() is the prompt)."""
+
+    def __init__(self):
+        self.calls = 0
+        self.first_token_at = None
+
+    def put(self, value):
+        self.calls += 1
+        if self.calls == 2:
+            self.first_token_at = time.perf_counter()
+
+    def end(self):
+        pass
+
+
+def timed_generate(model, input_ids, new_tokens: int, device: str, **options):
+    """(seconds to the first new token, seconds in all, new tokens) of one greedy generate() call."""
+    clock = FirstTokenClock()
+    start = time.perf_counter()
+    output = model.generate(
+        input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,  # random weights may well produce <|endoftext|>: never stop early
+        do_sample=False,
+        pad_token_id=50256,
+        streamer=clock,
+        **options,
+    )
+    end = time.perf_counter()
+    first = (clock.first_token_at or end) - start
+    return first, end - start, output[:, input_ids.shape[1] :]
+
+
+def timed_lean_loop(model, input_ids, new_tokens: int, device: str):
+    """The same figures for gpt2_scratch.generation.generate_tokens."""
+    start = time.perf_counter()
+    first = None
+    tokens = []
+    for token in generate_tokens(model, input_ids, new_tokens):
+        tokens.append(token)
+        if first is None:
+            first = time.perf_counter() - start
+    return first, time.perf_counter() - start, torch.stack(tokens, dim=1)
+
+
+def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
+    new = plan.new_tokens
+    for batch in plan.generate_batches:
+        input_ids = random_tokens(batch, plan.prompt_length, plan.device)
+        candidates = {
+            "ours generate()": lambda: timed_generate(ours, input_ids, new, plan.device),
+            "ours generate(static cache)": lambda: timed_generate(
+                ours, input_ids, new, plan.device, cache_implementation="static"
+            ),
+            "ours lean loop (generation.py)": lambda: timed_lean_loop(ours, input_ids, new, plan.device),
+            "reference": lambda: timed_generate(reference, input_ids, new, plan.device),
+        }
+        with torch.inference_mode():
+            results = interleaved(candidates, plan)
+        reference_tokens = results["reference"][0][2]
+        reference_decode = [batch * (new - 1) / (total - first) for first, total, _ in results["reference"]]
+        for name in candidates:
+            if name == "reference":
+                continue
+            same = all(torch.equal(tokens, reference_tokens) for _, _, tokens in results[name])
+            note = "greedy tokens identical to the reference" if same else "GREEDY TOKENS DIFFER from the reference"
+            decode = [batch * (new - 1) / (total - first) for first, total, _ in results[name]]
+            report.add(
+                Row("generate", size, f"b{batch} {name} decode", "new tok/s", decode, reference_decode, note=note)
+            )
+            if batch == 1:
+                report.add(
+                    Row(
+                        "generate", size, f"b{batch} {name} first token", "ms",
+                        [1e3 * first for first, _, _ in results[name]],
+                        [1e3 * first for first, _, _ in results["reference"]],
+                        higher_is_better=False,
+                    )
+                )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Achieved FLOP/s against the matmul ceiling
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def matmul_ceiling(plan: Plan, dtype: torch.dtype) -> list[float]:
+    """FLOP/s of a large square matmul on this device, per repetition: the most the hardware gives us."""
+    n = plan.matmul_size
+    a = torch.randn(n, n, device=plan.device, dtype=dtype)
+    b = torch.randn(n, n, device=plan.device, dtype=dtype)
+    time_call(lambda: a @ b, plan.device)
+    return [2 * n**3 / time_call(lambda: a @ b, plan.device) for _ in range(plan.repeats)]
+
+
+def forward_flops_per_token(config, seq: int) -> float:
+    """2 FLOPs per weight of every matmul (the blocks and the LM head; embedding look-ups are free), plus attention:
+    4 * seq * width per layer (scores and weighted values over the whole, unmasked, seq x seq square)."""
+    width, layers = config.n_embd, config.n_layer
+    per_block = 3 * width * width + width * width + 2 * width * config.intermediate_size
+    matmul_weights = layers * per_block + width * config.vocab_size
+    return 2 * matmul_weights + 4 * layers * seq * width
+
+
+def bench_mfu(report: Report, size: str, plan: Plan):
+    """Achieved FLOP/s of the forward and training rows already measured, as a share of the matmul ceiling."""
+    config = ScratchGPT2Config.from_preset(size)
+    ceilings = {"fp32": matmul_ceiling(plan, torch.float32), "bf16-autocast": matmul_ceiling(plan, torch.bfloat16)}
+    median_ceiling = {name: sorted(values)[len(values) // 2] for name, values in ceilings.items()}
+    for name, values in ceilings.items():
+        report.add(Row("mfu", size, f"matmul ceiling {plan.matmul_size}^3 {name}", "GFLOP/s", [v / 1e9 for v in values]))
+    for row in list(report.rows):
+        if row.size != size or row.section not in ("forward", "train"):
+            continue
+        shape, dtype_name = row.case.split()[:2]
+        seq = int(shape.split("x")[1])
+        flops = forward_flops_per_token(config, seq) * (3 if row.section == "train" else 1)
+
+        def share(tokens_per_second):
+            return [100 * t * flops / median_ceiling[dtype_name] for t in tokens_per_second]
+
+        report.add(
+            Row(
+                "mfu", size, f"{row.section} {row.case}", f"% of {dtype_name.split('-')[0]} ceiling",
+                share(row.ours), share(row.reference),
+            )
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Peak memory, each in a fresh process
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def probe(*arguments: str) -> dict:
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "memory_probe.py"), *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"memory probe {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def gigabytes(measurement: dict) -> tuple[float, float]:
+    return measurement["peak_rss_bytes"] / 1e9, (measurement["peak_rss_bytes"] - measurement["baseline_rss_bytes"]) / 1e9
+
+
+def write_random_checkpoint(size: str, folder: Path) -> float:
+    """A checkpoint of ours with random weights, written tensor by tensor so that even the XL preset (6.2 GB in
+    float32) never sits in memory; returns the size of its weights in GB."""
+    from gpt2_scratch.conversion.safetensors_stream import write_shard
+
+    config = ScratchGPT2Config.from_preset(size)
+    with torch.device("meta"):
+        shapes = {name: tuple(t.shape) for name, t in ScratchGPT2ForCausalLM(config).state_dict().items()}
+    shapes.pop("lm_head.weight")  # tied to transformer.wte.weight, stored once
+    generator = torch.Generator().manual_seed(0)
+    tensors = ((name, 0.02 * torch.randn(shape, generator=generator)) for name, shape in shapes.items())
+    folder.mkdir(parents=True)
+    config.save_pretrained(folder)
+    write_shard(folder / "model.safetensors", list(shapes.items()), torch.float32, tensors)
+    return sum(4 * torch.Size(shape).numel() for shape in shapes.values()) / 1e9
+
+
+def fits_training(size: str) -> bool:
+    """One fp32 AdamW step holds weights, gradients and two moments (16 bytes a parameter) plus activations."""
+    config = ScratchGPT2Config.from_preset(size)
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in ScratchGPT2ForCausalLM(config).parameters())
+    return 16 * parameters < 0.6 * (harness.total_memory_gb() or 0) * 1e9
+
+
+def bench_memory(report: Report, size: str, plan: Plan):
+    with tempfile.TemporaryDirectory(prefix="gpt2-scratch-bench-") as folder:
+        ours_dir, reference_dir = Path(folder) / "ours", Path(folder) / "reference"
+        weights_gb = write_random_checkpoint(size, ours_dir)
+        note = f"weights {weights_gb:.2f} GB in fp32"
+
+        converted = probe("convert", "--checkpoint", str(ours_dir), "--output", str(reference_dir), "--layout", "transformers")
+        add_memory_rows(report, size, "convert ours -> transformers checkpoint", [gigabytes(converted)], note)
+        for dtype in ("float32", "bfloat16"):
+            pairs = [
+                gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(checkpoint), "--impl", impl))
+                for impl, checkpoint in (("ours", ours_dir), ("reference", reference_dir))
+            ]
+            add_memory_rows(report, size, f"load fp32 checkpoint as {dtype} (+ 8-token forward)", pairs, note)
+        if not fits_training(size):
+            print(f"  (training step of {size} skipped: it would not fit in this machine's memory)")
+            return
+        batch, seq = plan.train_shape
+        pairs = [
+            gigabytes(probe("train", "--impl", impl, "--size", size, "--batch", str(batch), "--seq", str(seq)))
+            for impl in ("ours", "reference")
+        ]
+        add_memory_rows(report, size, f"train step b{batch}x{seq} fp32 AdamW", pairs, note)
+
+
+def add_memory_rows(report: Report, size: str, case: str, pairs: list[tuple[float, float]], note: str):
+    """Peak RSS, and the part of it above the imports' baseline; pairs holds ours and, if any, the reference's."""
+    reference = pairs[1] if len(pairs) > 1 else None
+    for index, what in ((0, "peak RSS"), (1, "above imports")):
+        report.add(
+            Row(
+                "memory", size, f"{case}: {what}", "GB",
+                [pairs[0][index]], [reference[index]] if reference else None, higher_is_better=False, note=note,
+            )
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--sizes", default="small", help="comma-separated presets: tiny, small, medium, large, xl")
+    parser.add_argument("--quick", action="store_true", help="fewer shapes and repetitions: a couple of minutes")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--output", type=Path, help="JSON file to write (default benchmarks/results/<date>.json)")
+    args = parser.parse_args(argv)
+    args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda was asked for but torch sees no CUDA GPU")
+    if "mfu" in args.sections and not {"forward", "train"} & set(args.sections):
+        parser.error("the mfu section reports on the forward and train figures: add forward and/or train")
+    for size in args.sizes:
+        ScratchGPT2Config.from_preset(size)  # an unknown preset fails here, before anything is measured
+    return args
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    plan = Plan(args.quick, args.device)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    output = args.output or REPO_ROOT / "benchmarks" / "results" / f"{stamp}-{args.device}.json"
+    report = Report(machine_description(args.device), {**vars(args), "output": str(output), "plan": vars(plan)})
+    print(f"machine: {report.machine}", flush=True)
+    for size in args.sizes:
+        print(f"== {size}", flush=True)
+        if "memory" in args.sections:
+            bench_memory(report, size, plan)
+        if not set(args.sections) - {"memory"}:
+            continue
+        ours, reference = build_pair(size, args.device)
+        if "forward" in args.sections:
+            bench_forward(report, size, ours, reference, plan)
+        if "train" in args.sections:
+            bench_train(report, size, ours, reference, plan)
+        if "generate" in args.sections:
+            bench_generate(report, size, ours, reference, plan)
+        if "mfu" in args.sections:
+            bench_mfu(report, size, plan)
+        del ours, reference
+        gc.collect()
+    print()
+    print(markdown_table(report.rows))
+    report.settings["load_average_at_end"] = os.getloadavg()
+    report.write_json(output)
+    print(f"\nwritten {output}")
+
+
+if __name__ == "__main__":
+    main()

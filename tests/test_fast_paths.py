@@ -1,0 +1,151 @@
+"""Every fast path gives what the plain path gives: the lean decoding loop and streaming API against transformers'
+GPT-2 generate() with the same weights, and the training levers against plain training. Speed itself is measured
+by benchmarks/run.py, never here."""
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from gpt2_scratch.conversion import from_transformers_gpt2
+from gpt2_scratch.generation import PreallocatedCache, generate_tokens, stream_generate, stream_text
+from gpt2_scratch.tokenization import gpt2_tokenizer
+
+TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine threads that wait for each
+    other at every operator make these tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """transformers' GPT-2 with random weights (biases and LayerNorms too) and ours converted from it."""
+    torch.manual_seed(0)
+    reference = GPT2LMHeadModel(GPT2Config(**TINY)).eval()
+    with torch.no_grad():
+        for name, param in reference.named_parameters():
+            if name.endswith("bias") or ".ln_" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+    return reference, from_transformers_gpt2(reference).eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    return gpt2_tokenizer(tokenizer_dir)
+
+
+def reference_greedy(reference, input_ids, new_tokens, **kwargs):
+    output = reference.generate(
+        input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=new_tokens,
+        do_sample=False,
+        pad_token_id=50256,
+        **kwargs,
+    )
+    return output[:, input_ids.shape[1] :]
+
+
+# --- the lean decoding loop ----------------------------------------------------------------------------------------
+
+
+def test_greedy_tokens_equal_transformers_generate(pair):
+    reference, ours = pair
+    input_ids = torch.randint(0, 50257, (3, 9), generator=torch.Generator().manual_seed(1))
+    expected = reference_greedy(reference, input_ids, 24, min_new_tokens=24)
+    for model in (ours, reference):  # the loop drives any transformers causal LM
+        tokens = torch.stack(list(generate_tokens(model, input_ids, 24)), dim=1)
+        assert torch.equal(tokens, expected)
+
+
+def test_logits_over_the_preallocated_cache_equal_a_full_forward(pair):
+    _, ours = pair
+    input_ids = torch.randint(0, 50257, (2, 12), generator=torch.Generator().manual_seed(2))
+    full = ours(input_ids).logits
+    cache = PreallocatedCache(ours.config.n_layer, max_length=12)
+    stepwise = [ours(input_ids[:, :5], past_key_values=cache).logits]
+    for position in range(5, 12):
+        stepwise.append(ours(input_ids[:, position : position + 1], past_key_values=cache).logits)
+    torch.testing.assert_close(torch.cat(stepwise, dim=1), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="preallocated KV cache holds 12 positions"):
+        ours(input_ids[:, :1], past_key_values=cache)
+
+
+def test_stopping_at_end_of_text_matches_transformers(pair):
+    reference, ours = pair
+    input_ids = torch.randint(0, 50257, (1, 6), generator=torch.Generator().manual_seed(3))
+    free_run = reference_greedy(reference, input_ids, 20)[0]
+    stop_token = int(free_run[7])  # pretend the 8th greedy token is the end of text
+    expected = reference_greedy(reference, input_ids, 20, eos_token_id=stop_token)[0]
+    tokens = [int(t) for t in generate_tokens(ours, input_ids, 20, eos_token_id=stop_token)]
+    assert tokens == expected.tolist()
+    assert tokens[-1] == stop_token and len(tokens) <= 8
+
+
+def test_sampling_is_repeatable_and_top_k_1_is_greedy(pair):
+    _, ours = pair
+    input_ids = torch.randint(0, 50257, (2, 5), generator=torch.Generator().manual_seed(4))
+
+    def sample(seed, **options):
+        generator = torch.Generator().manual_seed(seed)
+        return torch.stack(list(generate_tokens(ours, input_ids, 10, generator=generator, **options)), dim=1)
+
+    assert torch.equal(sample(7, temperature=1.0, top_k=50), sample(7, temperature=1.0, top_k=50))
+    assert not torch.equal(sample(7, temperature=1.0), sample(8, temperature=1.0))
+    assert torch.equal(sample(7, temperature=0.8, top_k=1), sample(0))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(max_new_tokens=0), "max_new_tokens must be at least 1"),
+        (dict(max_new_tokens=200), "more than the model's 128"),
+        (dict(max_new_tokens=5, temperature=-1.0), "temperature must be 0"),
+        (dict(max_new_tokens=5, top_k=0), "top_k must be a positive integer"),
+    ],
+)
+def test_bad_generation_arguments_are_explained(pair, options, message):
+    _, ours = pair
+    with pytest.raises(ValueError, match=message):
+        next(generate_tokens(ours, torch.tensor([[1, 2, 3]]), **options))
+
+
+# --- the streaming API ---------------------------------------------------------------------------------------------
+
+
+def test_stream_generate_yields_the_greedy_continuation_piece_by_piece(pair, tokenizer, shared_data):
+    reference, ours = pair
+    prompt = (shared_data / "the-verdict.txt").read_text(encoding="utf-8")[:200]
+    input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    expected = reference_greedy(reference, input_ids, 30, min_new_tokens=30)[0]
+    pieces = list(stream_generate(ours, tokenizer, prompt, max_new_tokens=30, stop_at_eos=False))
+    assert "".join(pieces) == tokenizer.decode(expected, clean_up_tokenization_spaces=False)
+    assert len(pieces) > 1 and all(pieces) and not any(piece.endswith("\ufffd") for piece in pieces)
+
+
+def test_stream_text_waits_for_whole_characters(tokenizer):
+    """A token holding part of a multi-byte character yields nothing until the character is complete."""
+    text = "snow ☃ and 雪!"
+    tokens = tokenizer(text)["input_ids"]
+    assert len(tokens) > len(tokenizer("snow x and y!")["input_ids"])  # the two characters take several tokens
+    pieces = list(stream_text(iter(tokens), tokenizer))
+    assert "".join(pieces) == text
+    assert " ☃" in pieces and " 雪" in pieces  # each arrives whole, with the space its first token carries
+    assert not any("\ufffd" in piece for piece in pieces)
+
+
+def test_stream_text_flushes_an_incomplete_character_at_the_end(tokenizer):
+    tokens = tokenizer("☃")["input_ids"][:-1]  # the snowman's bytes, cut short
+    pieces = list(stream_text(iter(tokens), tokenizer))
+    assert pieces == [tokenizer.decode(tokens)]
+
+
+def test_stream_generate_rejects_an_empty_prompt(pair, tokenizer):
+    with pytest.raises(ValueError, match="prompt is empty"):
+        next(stream_generate(pair[1], tokenizer, ""))
