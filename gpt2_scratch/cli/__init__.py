@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "classify",
     "tokenize",
     "train_tokenizer",
+    "instruct",
+    "evaluate",
 ]
 
 

@@ -88,19 +88,19 @@ def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalL
     return load_model(source, **overrides).train()
 
 
-def load_tokenizer(config: InstructConfig):
-    """The tokenizer saved with the model when there is one, else GPT-2's (from `config.tokenizer` or fetched)."""
+def load_tokenizer(model: str, tokenizer: str | None = None):
+    """The tokenizer saved in the model's folder when there is one (and no other is asked for), else GPT-2's,
+    from the folder `tokenizer` or fetched; padding uses the end-of-text token."""
     from ..tokenization import gpt2_tokenizer
 
-    model_dir = Path(config.model)
-    if config.tokenizer is None and (model_dir / "tokenizer.json").is_file():
+    if tokenizer is None and (Path(model) / "tokenizer.json").is_file():
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
-    return gpt2_tokenizer(config.tokenizer)
+        saved = AutoTokenizer.from_pretrained(model)
+        if saved.pad_token is None:
+            saved.pad_token = saved.eos_token
+        return saved
+    return gpt2_tokenizer(tokenizer)
 
 
 def use_cpu_processes_when_launched_without_gpus() -> None:
@@ -123,7 +123,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
     splits = split_records(load_records(config.data), *config.split)
     if not splits.train or not splits.validation:
         raise ValueError(f"the split {splits.sizes()} leaves no training or no validation record; change the ratios.")
-    tokenizer = load_tokenizer(config)
+    tokenizer = load_tokenizer(config.model, config.tokenizer)
     torch.manual_seed(train_config.seed)  # a preset's random initialisation repeats
     model = load_base_model(config.model, config.dropout)
     context = model.config.n_positions
