@@ -83,13 +83,15 @@ def digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """A tiny pretrained-from-scratch checkpoint with its records, and leftovers an earlier save would leave."""
-    folder = tmp_path_factory.mktemp("ckpt")
+    """A tiny pretraining run's last checkpoint (its plot is in the run folder, as the training loop leaves it),
+    with its records and leftovers that must not reach the Hub."""
+    run = tmp_path_factory.mktemp("run")
+    folder = run / "checkpoint-90"
     torch.manual_seed(0)
     gpt2_scratch.ScratchGPT2ForCausalLM(gpt2_scratch.ScratchGPT2Config.from_preset("tiny")).save_pretrained(folder)
     (folder / "provenance.json").write_text(json.dumps({"kind": "pretrained", "datasets": ["the-verdict"]}))
     (folder / "metrics.json").write_text(json.dumps({"train": {"loss": 0.52}, "validation": {"loss": 6.4}}))
-    (folder / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a plot")
+    (run / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a plot")
     (folder / "model-00001-of-00003.safetensors").write_bytes(b"a shard from an older, sharded save")
     (folder / "optimizer.pt").write_bytes(b"training state that does not belong on the Hub")
     return folder
@@ -177,7 +179,7 @@ def test_republishing_deletes_remote_files_the_new_save_does_not_have(hub, check
 
 def test_create_pr_and_revision_leave_main_alone(hub, checkpoint, published, tmp_path):
     retrained = tmp_path / "retrained"
-    shutil.copytree(checkpoint, retrained)
+    shutil.copytree(checkpoint, retrained)  # outside its run folder: no plot
     for name in ("tokenizer.json", "tokenizer_config.json"):  # a run that saved its tokenizer: it is copied as is
         (retrained / name).write_bytes(hub.files(REPO_ID)[name])
     (retrained / "metrics.json").write_text(json.dumps({"train": {"loss": 0.41}, "validation": {"loss": 6.3}}))

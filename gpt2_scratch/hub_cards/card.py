@@ -119,7 +119,7 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
         "base_model": base_model(records),
         "hyperparameters": {k: v for k, v in records.training_args.items() if v is not None and not isinstance(v, (dict, list))},
         "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
-        "plots": records.plots,
+        "plots": [plot.name for plot in records.plots],
         "labels": [config.get("id2label", {}).get(str(i), f"LABEL_{i}") for i in range(len(config.get("id2label", {})))],
     }
 

@@ -43,8 +43,8 @@ def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | No
     model = _model_class(records.config).from_pretrained(checkpoint_dir, dtype="auto")
     model.save_pretrained(staging_dir, max_shard_size=max_shard_size)  # writes the auto_map and copies the code
     _stage_tokenizer(checkpoint_dir, staging_dir, vocab_size=model.config.vocab_size)
-    for name in [*records.plots, *records.record_files]:
-        shutil.copy2(checkpoint_dir / name, staging_dir / name)
+    for path in [*records.plots, *(checkpoint_dir / name for name in records.record_files)]:
+        shutil.copy2(path, staging_dir / path.name)
     build_card(checkpoint_dir, repo_id).save(staging_dir / "README.md")
     return sorted(p for p in staging_dir.rglob("*") if p.is_file())
 
@@ -111,22 +111,25 @@ def _model_class(config: dict):
 
 
 def _stage_tokenizer(checkpoint_dir: Path, staging_dir: Path, vocab_size: int) -> None:
-    """Copy the checkpoint's own tokenizer files as they are; a checkpoint without any gets GPT-2's tokenizer, which
-    every model here uses unless it was trained with its own."""
-    own_files = [name for name in TOKENIZER_FILES if (checkpoint_dir / name).is_file()]
-    if not own_files:
-        from ..tokenization import gpt2_tokenizer
+    """The checkpoint's own tokenizer: its files copied as they are when transformers saved it (tokenizer.json and
+    tokenizer_config.json), built from GPT-2-format vocab.json + merges.txt (as `gpt2-scratch convert` copies them);
+    GPT-2's own tokenizer when the checkpoint has none, which every model here uses unless trained with another."""
+    from ..tokenization import gpt2_tokenizer
 
-        gpt2_tokenizer().save_pretrained(staging_dir)
-        return
-    for name in own_files:
-        shutil.copy2(checkpoint_dir / name, staging_dir / name)
-    if "tokenizer.json" in own_files:
+    own_files = [name for name in TOKENIZER_FILES if (checkpoint_dir / name).is_file()]
+    if {"tokenizer.json", "tokenizer_config.json"} <= set(own_files):
+        for name in own_files:
+            shutil.copy2(checkpoint_dir / name, staging_dir / name)
         from tokenizers import Tokenizer
 
         tokens = Tokenizer.from_file(str(checkpoint_dir / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
-        if tokens > vocab_size:
-            raise ValueError(
-                f"the checkpoint's tokenizer has {tokens} tokens but the model only {vocab_size} embeddings: resize "
-                "the model's embeddings with model.resize_token_embeddings(len(tokenizer)) and save it again"
-            )
+    else:
+        bpe_files = {"vocab.json", "merges.txt"} <= set(own_files)
+        tokenizer = gpt2_tokenizer(checkpoint_dir if bpe_files else None)
+        tokenizer.save_pretrained(staging_dir)
+        tokens = len(tokenizer)
+    if tokens > vocab_size:
+        raise ValueError(
+            f"the checkpoint's tokenizer has {tokens} tokens but the model only {vocab_size} embeddings: resize "
+            "the model's embeddings with model.resize_token_embeddings(len(tokenizer)) and save it again"
+        )

@@ -6,7 +6,8 @@
 - training_args.json     the run's hyperparameters, one flat JSON object
 - metrics.json           the results measured at the end of the run: flat ({"test_accuracy": 0.95}) or nested
                          by split ({"test": {"accuracy": 0.95}})
-- *.png, *.svg           plots (loss curves, confusion matrix), shown in the card and uploaded beside it
+- *.png, *.svg           plots (loss curves, confusion matrix), shown in the card and uploaded beside it; for a
+                         training loop's `checkpoint-<step>` folder without plots, those of its run folder
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from safetensors import safe_open
 
+CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")  # the training loop's periodic checkpoints
 KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
 
 RECORD_FILES = ("provenance.json", "training_args.json", "metrics.json", "metrics.jsonl")
@@ -51,7 +54,7 @@ class CheckpointRecords:
     provenance: dict = field(default_factory=dict)
     training_args: dict = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
-    plots: list[str] = field(default_factory=list)  # file names, relative to the checkpoint directory
+    plots: list[Path] = field(default_factory=list)  # uploaded beside the card, under their file names
     record_files: list[str] = field(default_factory=list)  # the RECORD_FILES present
 
     @property
@@ -88,9 +91,18 @@ def read_records(directory: str | Path) -> CheckpointRecords:
         provenance=provenance,
         training_args=_read_json_object(directory / "training_args.json"),
         measurements=measurements_from(_read_json_object(directory / "metrics.json")),
-        plots=sorted(p.name for p in directory.iterdir() if p.suffix.lower() in PLOT_SUFFIXES and p.is_file()),
+        plots=find_plots(directory),
         record_files=[name for name in RECORD_FILES if (directory / name).is_file()],
     )
+
+
+def find_plots(directory: Path) -> list[Path]:
+    """The checkpoint's plots; a loop's `checkpoint-<step>` folder without any gets its run folder's (loss.png...)."""
+    for folder in (directory, directory.parent):
+        plots = sorted(p for p in folder.iterdir() if p.suffix.lower() in PLOT_SUFFIXES and p.is_file())
+        if plots or not CHECKPOINT_FOLDER.fullmatch(directory.name):
+            return plots
+    return []
 
 
 def count_parameters(directory: Path) -> int:
