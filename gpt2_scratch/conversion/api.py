@@ -149,9 +149,11 @@ def convert(src, dst, *, from_layout: str | None = None, to_layout: str = "scrat
     `dtype` ("float32", "float16", "bfloat16") defaults to the source's. `overrides` set hyperparameters the
     source does not record (n_head=...). Returns the folder.
     """
+    target = layout_named(to_layout)
+    if from_layout:
+        layout_named(from_layout)  # a typo fails before any file is read
     checkpoint = open_checkpoint(src)
     source_layout, bound, hparams = bind_any(checkpoint, from_layout, **overrides)
-    target = layout_named(to_layout)
     plan = export_plan(target, hparams)
     tensors = export_tensors(target, hparams, our_reader(bound, hparams))
     first = next(tensors)  # its dtype is the source's, the default for the output

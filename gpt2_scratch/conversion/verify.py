@@ -65,7 +65,7 @@ def verify(a, b, *, layout_a: str | None = None, layout_b: str | None = None, at
     model_b = load_model(b, layout_b, dtype=None, **overrides)
     report = VerifyReport(str(a) if not isinstance(a, torch.nn.Module) else type(a).__name__,
                           str(b) if not isinstance(b, torch.nn.Module) else type(b).__name__, atol=atol)
-    compare_tensors(model_a.state_dict(), model_b.state_dict(), report)
+    compare_tensors(own_tensors(model_a), own_tensors(model_b), report)
     if report.missing_in_a or report.missing_in_b:
         return report
     model_a, model_b = model_a.float(), model_b.float()
@@ -78,6 +78,14 @@ def verify(a, b, *, layout_a: str | None = None, layout_b: str | None = None, at
                         attention_mask=torch.ones_like(prompts))
         report.greedy_agree = torch.equal(model_a.generate(prompts, **settings), model_b.generate(prompts, **settings))
     return report
+
+
+def own_tensors(model) -> dict[str, torch.Tensor]:
+    """The state dict without a tied LM head, which is the token embedding under a second name."""
+    tensors = model.state_dict()
+    if model.config.tie_word_embeddings:
+        tensors.pop("lm_head.weight", None)
+    return tensors
 
 
 def compare_tensors(ours_a: dict, ours_b: dict, report: VerifyReport) -> None:

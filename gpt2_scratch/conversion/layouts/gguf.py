@@ -80,8 +80,17 @@ class GGUFSource(TensorSource):
         return torch.from_numpy(np.array(self.tensors[name].data))
 
 
+def gguf_module():
+    """The `gguf` package, needed for GGUF files only."""
+    try:
+        import gguf
+    except ImportError:
+        raise RuntimeError("reading or writing GGUF needs the gguf package: pip install gguf") from None
+    return gguf
+
+
 def gguf_checkpoint(path: Path, origin: str) -> Checkpoint:
-    from gguf import GGUFReader, GGUFValueType
+    GGUFReader, GGUFValueType = gguf_module().GGUFReader, gguf_module().GGUFValueType
 
     try:
         reader = GGUFReader(path)
@@ -93,8 +102,7 @@ def gguf_checkpoint(path: Path, origin: str) -> Checkpoint:
 
 def write_gguf(folder, layout, hparams, plan, tensors, dtype, max_shard_bytes):
     """Tensor infos first (from the plan), then the header and metadata, then each tensor as it comes."""
-    from gguf import GGUFWriter, LlamaFileType
-
+    GGUFWriter, LlamaFileType = gguf_module().GGUFWriter, gguf_module().LlamaFileType
     if dtype not in (torch.float32, torch.float16):
         raise ValueError(f"GGUF export writes float32 or float16, not {dtype}.")
     writer = GGUFWriter(Path(folder) / layout.weights_file, ARCH)
@@ -129,8 +137,7 @@ def add_model_metadata(writer, hparams: dict, file_type) -> None:
 
 def add_tokenizer(writer, folder: Path) -> bool:
     """GPT-2's byte-level BPE from vocab.json + merges.txt, when the converted folder has them."""
-    from gguf import TokenType
-
+    TokenType = gguf_module().TokenType
     if not ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()):
         return False
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))

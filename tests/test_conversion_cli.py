@@ -1,0 +1,52 @@
+"""`gpt2-scratch convert` and `gpt2-scratch verify`, through the command-line dispatcher."""
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from gpt2_scratch.cli import main
+
+TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+
+
+@pytest.fixture(scope="module")
+def transformers_folder(tmp_path_factory):
+    torch.manual_seed(13)
+    folder = tmp_path_factory.mktemp("gpt2")
+    GPT2LMHeadModel(GPT2Config(**TINY)).save_pretrained(folder)
+    return folder
+
+
+def test_convert_then_verify_agrees(transformers_folder, tmp_path, capsys):
+    assert main(["convert", str(transformers_folder), str(tmp_path / "book"), "--to", "book"]) == 0
+    assert (tmp_path / "book" / "model.pth").is_file()
+    assert main(["convert", str(tmp_path / "book"), str(tmp_path / "back"), "--to", "transformers"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(transformers_folder), str(tmp_path / "back"), "--exact"]) == 0
+    report = capsys.readouterr().out
+    assert "tensors: 28 of 28 bit-identical" in report and "verdict: identical" in report
+    assert "greedy continuations: agree" in report
+
+
+def test_verify_reports_a_changed_model_and_fails(transformers_folder, tmp_path, capsys):
+    changed = GPT2LMHeadModel.from_pretrained(transformers_folder)
+    with torch.no_grad():
+        changed.transformer.h[1].mlp.c_fc.weight.mul_(1.5)
+    changed.save_pretrained(tmp_path / "changed")
+    assert main(["verify", str(transformers_folder), str(tmp_path / "changed")]) == 1
+    report = capsys.readouterr().out
+    assert "tensors: 27 of 28 bit-identical" in report and "transformer.h.1.mlp.c_fc.weight" in report
+    assert "verdict: DISAGREE" in report
+
+
+def test_half_precision_copy_agrees_within_tolerance_but_is_not_identical(transformers_folder, tmp_path, capsys):
+    assert main(["convert", str(transformers_folder), str(tmp_path / "bf16"), "--dtype", "bfloat16"]) == 0
+    assert main(["verify", str(transformers_folder), str(tmp_path / "bf16"), "--atol", "1.0"]) == 0
+    assert main(["verify", str(transformers_folder), str(tmp_path / "bf16"), "--exact"]) == 1
+
+
+def test_errors_are_printed_without_traceback(transformers_folder, tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["convert", str(transformers_folder), str(transformers_folder)]) == 2
+    assert "already exists" in capsys.readouterr().err
