@@ -168,3 +168,29 @@ def test_card_command_writes_readme(classifier_dir, tmp_path, capsys):
     assert cli_main(["card", str(classifier_dir), "--repo-id", "user/spam", "-o", str(output)]) == 0
     assert ModelCard.load(output).data.model_name == "spam"
     assert f"wrote {output}" in capsys.readouterr().out
+
+
+def test_staging_a_conversion_of_transformers_gpt2_keeps_its_outputs(tmp_path):
+    """transformers' own GPT-2 (random weights) -> `gpt2-scratch convert` -> the staged repository: the staged
+    model gives GPT2LMHeadModel's logits, and the card tells where the weights came from."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gpt2_scratch.conversion import convert
+    from gpt2_scratch.hub_cards import stage
+
+    torch.manual_seed(0)
+    reference = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128)).eval()
+    reference.save_pretrained(tmp_path / "hf-gpt2")
+    converted = convert(tmp_path / "hf-gpt2", tmp_path / "converted")
+    (converted / "provenance.json").write_text(json.dumps({"kind": "converted", "source": "openai-community/gpt2",
+                                                           "layout": "transformers"}))
+    staged = stage(converted, tmp_path / "staged", repo_id="user/scratch-gpt2")
+    assert {"config.json", "model.safetensors", "modeling_scratch_gpt2.py", "tokenizer.json", "README.md"} <= {
+        p.name for p in staged}
+    model = gpt2_scratch.ScratchGPT2ForCausalLM.from_pretrained(tmp_path / "staged").eval()
+    input_ids = torch.randint(0, 50257, (2, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids).logits, reference(input_ids).logits, rtol=1e-5, atol=1e-5)
+    card = ModelCard.load(tmp_path / "staged" / "README.md")
+    assert "converted from `openai-community/gpt2` (checkpoint layout `transformers`)" in card.text
+    assert card.data.license == "mit" and "openai-weights" in card.data.tags
