@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gpt2_scratch.tokenization import BPETokenizer, gpt2_tokenizer, train_bpe, train_tokenizer
+from gpt2_scratch.tokenization import BPETokenizer, gpt2_tokenizer, to_hf_tokenizer, train_bpe, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,7 @@ def test_training_input_errors(tmp_path):
         train_tokenizer([1, 2], 300)
     with pytest.raises(ValueError, match='pad="eos" needs an end-of-text token'):
         train_tokenizer("some text", 300, special_tokens=())
+    no_endoftext = train_bpe("some text, some more text", 260, special_tokens=["<|bos|>"], show_progress=False)
+    with pytest.raises(ValueError, match="eos_token '<\\|endoftext\\|>' is not a special token of this tokenizer"):
+        to_hf_tokenizer(no_endoftext)
+    assert to_hf_tokenizer(no_endoftext, eos_token="<|bos|>").eos_token_id == no_endoftext.special_tokens["<|bos|>"]

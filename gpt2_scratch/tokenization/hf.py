@@ -36,6 +36,11 @@ def to_hf_tokenizer(
     bpe: BPETokenizer, pad: str | None = "eos", eos_token: str = ENDOFTEXT, model_max_length: int = GPT2_MAX_LENGTH
 ) -> PreTrainedTokenizerFast:
     """The `PreTrainedTokenizerFast` that encodes exactly as `bpe` does (special tokens included)."""
+    if eos_token not in bpe.special_tokens:
+        raise ValueError(
+            f"eos_token {eos_token!r} is not a special token of this tokenizer ({sorted(bpe.special_tokens)}); "
+            "pass one of them as eos_token, or add it with add_special_tokens first."
+        )
     tokenizer = _byte_level_tokenizer(models.BPE(vocab=bpe.vocab, merges=bpe.merges))
     tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in bpe.special_tokens])
     return _wrap(tokenizer, eos_token, pad, model_max_length)
