@@ -201,7 +201,8 @@ class HubServer:
             pr_url = f"{self.url}/{repo_id}/discussions/{number}"
         else:
             repo.refs[revision] = commit_id
-        return 200, {}, {"commitUrl": f"{self.url}/{repo_id}/commit/{commit_id}", "commitOid": commit_id, "pullRequestUrl": pr_url}
+        commit_url = f"{self.url}/{repo_id}/commit/{commit_id}"
+        return 200, {}, {"commitUrl": commit_url, "commitOid": commit_id, "pullRequestUrl": pr_url}
 
     def create_branch(self, repo: Repo, branch: str, payload: dict):
         if branch in repo.refs:
@@ -213,7 +214,8 @@ class HubServer:
         repo = self.readable_repo(repo_id, authorized)
         commit_id = self.commit_of(repo, revision)
         siblings = [{"rfilename": path} for path in sorted(repo.commits[commit_id])]
-        return 200, {}, {"id": repo_id, "modelId": repo_id, "sha": commit_id, "private": repo.private, "siblings": siblings}
+        info = {"id": repo_id, "modelId": repo_id, "sha": commit_id, "private": repo.private, "siblings": siblings}
+        return 200, {}, info
 
     def tree(self, repo_id: str, revision: str, folder: str, recursive: bool, authorized: bool):
         repo = self.readable_repo(repo_id, authorized)
@@ -261,7 +263,8 @@ def _handler_for(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             with hub.lock:
                 hub.requests.append((self.command, url.path))
                 try:
-                    status, headers, payload = hub.route(self.command, url.path, parse_qs(url.query), self.headers, body)
+                    query = parse_qs(url.query)
+                    status, headers, payload = hub.route(self.command, url.path, query, self.headers, body)
                 except HubError as error:
                     status, payload = error.status, {"error": error.message, **error.extra}
                     headers = {"X-Error-Message": error.message}

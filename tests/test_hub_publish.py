@@ -137,9 +137,14 @@ def test_publish_uploads_a_clean_repository_in_one_commit(hub, checkpoint, publi
         "tokenizer_config.json", "provenance.json", "metrics.json", "loss.png",
     }  # the old shard and optimizer.pt in the checkpoint stayed behind
     config = json.loads(files["config.json"])
-    assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification"}
+    assert set(config["auto_map"]) == {
+        "AutoConfig", "AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification"
+    }
     assert files["modeling_scratch_gpt2.py"] == Path(gpt2_scratch.modeling.modeling_scratch_gpt2.__file__).read_bytes()
     assert files["README.md"].startswith(b"---\n") and b"](loss.png)" in files["README.md"]
+    with online(hub):
+        info = huggingface_hub.HfApi().model_info(REPO_ID)
+    assert sorted(sibling.rfilename for sibling in info.siblings) == sorted(files)
     repo = hub.repos[REPO_ID]
     assert len(repo.commits) == 2  # the Hub's initial commit, then everything in ours
     assert repo.refs["main"] == published["commit"].oid

@@ -31,6 +31,7 @@ DEFAULT_EVAL_DATASETS = {
     "classifier": {"type": "sms_spam", "name": "SMS Spam Collection"},
     "instruction-tuned": {"type": "instruction-data", "name": "instruction-data.json (LLMs from Scratch)"},
 }
+COMMON_TAGS = ["gpt2", "scratch-gpt2", "from-scratch", "pytorch", "safetensors", "custom_code"]
 KIND_TAGS = {
     "converted": ["openai-weights"],
     "pretrained": ["pretrained-from-scratch"],
@@ -89,17 +90,18 @@ def _card_data(records: CheckpointRecords, repo_id: str) -> ModelCardData:
         language="en",
         library_name="transformers",
         pipeline_tag="text-classification" if records.kind == "classifier" else "text-generation",
-        tags=["gpt2", "scratch-gpt2", "from-scratch", "pytorch", "safetensors", "custom_code", *KIND_TAGS[records.kind]],
+        tags=[*COMMON_TAGS, *KIND_TAGS[records.kind]],
         base_model=_hub_id(base_model(records)),
         datasets=[name for name in provenance.get("datasets", []) if _hub_id(name)] or None,
         metrics=sorted({r.metric_type for r in results}) or None,
-        model_name=repo_id.split("/")[-1],
+        model_name=repo_id.split("/")[-1] if results else None,  # names the model in model-index, only there
         eval_results=results or None,
     )
 
 
 def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
     config = records.config
+    id2label = config.get("id2label") or {}
     return {
         "repo_id": repo_id,
         "model_name": repo_id.split("/")[-1],
@@ -117,10 +119,13 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
         },
         "provenance": records.provenance,
         "base_model": base_model(records),
-        "hyperparameters": {k: v for k, v in records.training_args.items() if v is not None and not isinstance(v, (dict, list))},
+        "hyperparameters": {
+            name: value for name, value in records.training_args.items()
+            if value is not None and not isinstance(value, (dict, list))  # the table holds settings, not structures
+        },
         "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
         "plots": [plot.name for plot in records.plots],
-        "labels": [config.get("id2label", {}).get(str(i), f"LABEL_{i}") for i in range(len(config.get("id2label", {})))],
+        "labels": [id2label[str(i)] for i in range(len(id2label))],
     }
 
 
@@ -131,7 +136,8 @@ def _pretty_name(m: Measurement) -> str:
 
 def base_model(records: CheckpointRecords) -> str | None:
     """The model this one was fine-tuned or converted from: provenance.json's "base_model", else the run's "base"."""
-    return records.provenance.get("base_model") or records.training_args.get("base_model") or records.training_args.get("base")
+    args = records.training_args
+    return records.provenance.get("base_model") or args.get("base_model") or args.get("base")
 
 
 def _hub_id(name: str | None) -> str | None:
