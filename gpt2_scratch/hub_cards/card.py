@@ -31,6 +31,7 @@ DEFAULT_EVAL_DATASETS = {
     "classifier": {"type": "sms_spam", "name": "SMS Spam Collection"},
     "instruction-tuned": {"type": "instruction-data", "name": "instruction-data.json (LLMs from Scratch)"},
 }
+SMS_SPAM = "sms-spam"  # `gpt2-scratch train-classifier --data sms-spam`: the course's data set
 COMMON_TAGS = ["gpt2", "scratch-gpt2", "from-scratch", "pytorch", "safetensors", "custom_code"]
 KIND_TAGS = {
     "converted": ["openai-weights"],
@@ -64,8 +65,17 @@ def write_card(checkpoint_dir: str | Path, repo_id: str | None = None, output: s
     return output
 
 
+def eval_dataset(records: CheckpointRecords) -> dict:
+    """What the metrics were measured on: provenance.json's "eval_dataset", else the data a classifier was trained
+    on (its run measures every split of it), else the usual data of the kind."""
+    data = records.training_args.get("data")
+    if records.kind == "classifier" and isinstance(data, str) and data != SMS_SPAM:
+        return records.provenance.get("eval_dataset") or {"type": data, "name": data}
+    return records.provenance.get("eval_dataset") or DEFAULT_EVAL_DATASETS[records.kind]
+
+
 def eval_results(records: CheckpointRecords) -> list[EvalResult]:
-    dataset = records.provenance.get("eval_dataset") or DEFAULT_EVAL_DATASETS[records.kind]
+    dataset = eval_dataset(records)
     task = "text-classification" if records.kind == "classifier" else "text-generation"
     return [
         EvalResult(
@@ -119,6 +129,7 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
         },
         "provenance": records.provenance,
         "base_model": base_model(records),
+        "eval_dataset": eval_dataset(records),
         "hyperparameters": {
             name: value for name, value in records.training_args.items()
             if value is not None and not isinstance(value, (dict, list))  # the table holds settings, not structures
