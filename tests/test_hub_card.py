@@ -126,7 +126,10 @@ def test_each_kind_gets_its_own_template(tmp_path):
 
 def test_a_checkpoint_with_nothing_recorded_still_gets_a_card(tmp_path):
     model = gpt2_scratch.ScratchGPT2ForCausalLM(tiny(tie_word_embeddings=False))  # like the 163M untied model
-    card = build_card(save_checkpoint(tmp_path, model))
+    model.save_pretrained(tmp_path, max_shard_size="5MB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    (tmp_path / "model-00001-of-00009.safetensors").write_bytes(b"left by an earlier save; not in the index")
+    card = build_card(tmp_path)
     parameters = sum(p.numel() for p in model.parameters())
     assert f"| Parameters | {parameters:,} " in card.text
     assert "| Output head tied to the token embedding | no |" in card.text

@@ -109,10 +109,10 @@ def count_parameters(directory: Path) -> int:
     """Parameters in the weights from_pretrained would load (tied weights are stored, and counted, once); other
     .safetensors files left in the folder by earlier saves are not counted."""
     index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted({directory / name for name in _read_json_object(index).get("weight_map", {}).values()})
-    else:
+    if (directory / "model.safetensors").is_file() or not index.is_file():  # from_pretrained's order of preference
         files = [directory / "model.safetensors"]
+    else:
+        files = sorted({directory / name for name in _read_json_object(index).get("weight_map", {}).values()})
     missing = [path.name for path in files if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"{directory} lacks the weights file(s) {', '.join(missing)}: save the model with "
