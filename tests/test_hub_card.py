@@ -89,6 +89,7 @@ def test_metadata_round_trips_and_eval_results_equal_the_metrics_file(classifier
     in_card = {(r.dataset_split, r.metric_type): r.metric_value for r in loaded.data.eval_results}
     assert in_card == expected
     assert "| Test accuracy (before fine-tuning) | 0.4633 |" in loaded.text  # the baseline, in the text only
+    assert "| **ham** | 144 | 6 |\n| **spam** | 7 | 143 |" in loaded.text  # the test split's confusion matrix
     assert {r.task_type for r in loaded.data.eval_results} == {"text-classification"}
     assert loaded.data.model_name == "scratch-gpt2-spam"
     assert loaded.data.pipeline_tag == "text-classification" and loaded.data.library_name == "transformers"

@@ -137,6 +137,7 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
         "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
         "plots": [plot.name for plot in records.plots],
         "labels": [id2label[str(i)] for i in range(len(id2label))],
+        "confusion_matrix": records.confusion_matrix,
     }
 
 

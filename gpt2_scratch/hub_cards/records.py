@@ -54,6 +54,7 @@ class CheckpointRecords:
     provenance: dict = field(default_factory=dict)
     training_args: dict = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
+    confusion_matrix: list[list[int]] | None = None  # rows: true label, columns: predicted, on the test split
     plots: list[Path] = field(default_factory=list)  # uploaded beside the card, under their file names
     record_files: list[str] = field(default_factory=list)  # the RECORD_FILES present
 
@@ -81,6 +82,7 @@ def read_records(directory: str | Path) -> CheckpointRecords:
             "merged into its base model first, with merge_and_unload)"
         )
     provenance = _read_json_object(directory / "provenance.json")
+    metrics = _read_json_object(directory / "metrics.json")
     kind = provenance.get("kind")
     if kind is not None and kind not in KINDS:
         raise ValueError(f"{directory / 'provenance.json'}: kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -90,7 +92,8 @@ def read_records(directory: str | Path) -> CheckpointRecords:
         parameter_count=count_parameters(directory),
         provenance=provenance,
         training_args=_read_json_object(directory / "training_args.json"),
-        measurements=measurements_from(_read_json_object(directory / "metrics.json")),
+        measurements=measurements_from(metrics),
+        confusion_matrix=test_confusion_matrix(metrics),
         plots=find_plots(directory),
         record_files=[name for name in RECORD_FILES if (directory / name).is_file()],
     )
@@ -143,6 +146,14 @@ def measurements_from(metrics: dict) -> list[Measurement]:
         found.append(Measurement(metric=metric, split=splits[0] if splits else None, value=float(value),
                                  baseline=BASELINE in qualifiers))
     return found
+
+
+def test_confusion_matrix(metrics: dict) -> list[list[int]] | None:
+    """The test split's confusion matrix of the final model ({"after": {"test": {"confusion_matrix": ...}}} or
+    {"test": {"confusion_matrix": ...}}), if the run recorded one."""
+    final = metrics.get("after", metrics)
+    matrix = final.get("test", {}).get("confusion_matrix") if isinstance(final.get("test"), dict) else None
+    return matrix if isinstance(matrix, list) and all(isinstance(row, list) for row in matrix) else None
 
 
 def _leaves(obj: dict, path: tuple[str, ...] = ()):
