@@ -46,32 +46,24 @@ class StateDictSource(TensorSource):
 
 
 class SafetensorsSource(TensorSource):
-    """One or several (sharded) safetensors files, opened memory-mapped; each read copies one tensor out."""
+    """One or several (sharded) safetensors files; each read is one tensor's bytes (see safetensors_stream)."""
 
     def __init__(self, files: list[Path]):
-        from safetensors import safe_open
+        from .safetensors_stream import SafetensorsFile
 
-        self.handles, self.file_of = [], {}
+        self.file_of = {}
         for path in files:
-            try:
-                handle = safe_open(str(path), framework="pt")
-            except Exception as error:  # safetensors raises its own types for a damaged header
-                raise ValueError(f"{path} is not a readable safetensors file ({error}); it may be truncated or corrupt.") from None
-            self.handles.append(handle)
-            for name in handle.keys():
-                self.file_of[name] = handle
+            opened = SafetensorsFile(path)
+            self.file_of.update({name: opened for name in opened.names()})
 
     def names(self):
         return list(self.file_of)
 
     def shape(self, name):
-        return tuple(self.file_of[name].get_slice(name).get_shape())
+        return self.file_of[name].shape(name)
 
     def read(self, name):
-        try:
-            return self.file_of[name].get_tensor(name)
-        except Exception as error:
-            raise ValueError(f"cannot read tensor {name!r} ({error}); the file may be truncated or corrupt.") from None
+        return self.file_of[name].read(name)
 
 
 @dataclass

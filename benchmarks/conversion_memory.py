@@ -1,0 +1,96 @@
+"""Peak memory and time of converting an XL-sized (1.56B parameters, ~6.2 GB float32) transformers checkpoint.
+
+The source checkpoint is random and written tensor by tensor (never whole in memory) as transformers' sharded
+safetensors. The conversion runs in a child process, so its peak RSS (getrusage of the child) is its own.
+For comparison the child also reports its resident memory once the package (torch, transformers) is imported.
+
+    python benchmarks/conversion_memory.py [--preset xl] [--to scratch] [--workdir DIR]
+
+Needs about 2 x 6.2 GB of free disk for XL; everything written is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gpt2_scratch.conversion.api import gpt2_config
+from gpt2_scratch.conversion.engine import export_plan
+from gpt2_scratch.conversion.hparams import DEFAULT_HPARAMS
+from gpt2_scratch.conversion.layouts import LAYOUTS
+from gpt2_scratch.conversion.safetensors_stream import write_sharded
+from gpt2_scratch.modeling import PRESETS
+
+CHILD = """
+import re, sys, time
+from gpt2_scratch.conversion import convert
+resident_after_imports = int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+start = time.perf_counter()
+convert(sys.argv[1], sys.argv[2], to_layout=sys.argv[3])
+print(resident_after_imports, time.perf_counter() - start)
+"""
+
+
+def write_random_transformers_checkpoint(folder: Path, hparams: dict) -> int:
+    """Random weights in transformers' layout, generated and written one tensor at a time; returns bytes written."""
+    plan = [(item.name, item.shape) for item in export_plan(LAYOUTS["transformers"], hparams)]
+    generator = torch.Generator().manual_seed(0)
+    tensors = ((name, torch.randn(shape, generator=generator) * 0.02) for name, shape in plan)
+    write_sharded(folder, plan, torch.float32, tensors, max_shard_bytes=2 * 1024**3)
+    gpt2_config(hparams).save_pretrained(folder)
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+
+
+def spot_check(source: Path, target: Path, block: int) -> None:
+    """The last block's fused QKV weight came through: transformers' (in, out) is ours transposed."""
+    from gpt2_scratch.conversion.sources import open_checkpoint
+
+    name = f"transformer.h.{block}.attn.c_attn.weight"
+    theirs, ours = open_checkpoint(source).tensors.read(name), open_checkpoint(target).tensors.read(name)
+    if not torch.equal(theirs.t(), ours):
+        raise SystemExit(f"conversion error: {name} differs")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="xl", choices=list(PRESETS))
+    parser.add_argument("--to", default="scratch", help="layout to convert to (default: scratch)")
+    parser.add_argument("--workdir", default=None, help="where to write the temporary checkpoints")
+    args = parser.parse_args()
+
+    hparams = {**DEFAULT_HPARAMS, **PRESETS[args.preset]}
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="conversion-memory-") as work:
+        source, target = Path(work) / "source", Path(work) / "converted"
+        source.mkdir()
+        start = time.perf_counter()
+        size = write_random_transformers_checkpoint(source, hparams)
+        print(f"wrote a random {args.preset} transformers checkpoint: {size / 1e9:.2f} GB in {time.perf_counter() - start:.0f} s")
+
+        child = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), args.to],
+                               capture_output=True, text=True, check=True)
+        baseline_kb, seconds = child.stdout.split()[-2:]
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        written = sum(p.stat().st_size for p in target.glob("*.safetensors"))
+        spot_check(source, target, hparams["n_layer"] - 1)
+        result = {
+            "preset": args.preset,
+            "checkpoint_gb": round(size / 1e9, 2),
+            "converted_gb": round(written / 1e9, 2),
+            "seconds": round(float(seconds), 1),
+            "peak_rss_gb": round(peak / 1e9, 2),
+            "rss_after_imports_gb": round(int(baseline_kb) * 1024 / 1e9, 2),
+            "peak_rss_over_checkpoint_size": round(peak / size, 3),
+        }
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
