@@ -1,0 +1,287 @@
+"""Fine-tune a ScratchGPT2 checkpoint into a text classifier with transformers' Trainer, and record the run.
+
+`train_classifier(base, data, out)` does the whole path: load and check the labelled texts, put a fresh
+classification head on the checkpoint, freeze it by policy, measure accuracy on every split, train, measure again,
+and save into `out`:
+
+    config.json, model.safetensors, tokenizer files   the classifier; loads with AutoModelForSequenceClassification
+                                                       and pipeline("text-classification", model=out)
+    metrics.json         labels, split sizes, parameter counts, and for each split before and after fine-tuning:
+                         loss, accuracy, precision, recall, F1 and the confusion matrix
+    training_args.json   the settings of the run (base, data, freezing policy, hyperparameters)
+    history.json         Trainer's log: training loss every few steps, train/validation metrics every epoch
+    loss.png, accuracy.png, confusion_matrix.png
+
+The folder is built under a temporary name beside `out` and renamed into place at the end, so a failed run leaves
+no half-written classifier behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+    PrinterCallback,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from ..resources import write_atomically
+from ..tokenization import gpt2_tokenizer
+from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
+from .freezing import apply_freezing, merge_lora, parameter_counts
+from .metrics import ClassificationMetrics
+from .plots import plot_confusion_matrix, plot_curves
+
+METRICS_FILE = "metrics.json"
+SETTINGS_FILE = "training_args.json"
+HISTORY_FILE = "history.json"
+LOSS_PLOT, ACCURACY_PLOT, CONFUSION_PLOT = "loss.png", "accuracy.png", "confusion_matrix.png"
+LOG_POINTS_PER_EPOCH = 10  # how often the training loss is logged, for a smooth loss curve
+
+
+@dataclass
+class FineTuningSettings:
+    """Everything that defines a classification fine-tune; saved as training_args.json. The defaults are the
+    course's: AdamW at a constant lr of 5e-5 with weight decay 0.1, batch size 8, 5 epochs, last block trainable."""
+
+    base: str
+    data: str
+    freeze: str = "all-but-last-block"
+    epochs: float = 5.0
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.1
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    lr_scheduler: str = "constant"
+    max_length: int | None = None  # tokens kept per text; None: the model's context length
+    dropout: float | None = None  # overrides the checkpoint's dropout rates when set (the course used 0)
+    seed: int = 123
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    tokenizer: str | None = None  # None: the base checkpoint's tokenizer, else GPT-2's
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    extra: dict = field(default_factory=dict)  # more TrainingArguments, passed through as given
+
+    def validate(self):
+        for name in ("epochs", "learning_rate", "batch_size", "eval_batch_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass
+class ClassifierRun:
+    """What `train_classifier` returns: where the classifier is, and its metrics (the content of metrics.json)."""
+
+    output_dir: Path
+    metrics: dict
+
+    def accuracy_table(self) -> str:
+        return accuracy_table(self.metrics)
+
+
+def train_classifier(base, data, out, overwrite: bool = False, progress: bool = True, **settings) -> ClassifierRun:
+    """Fine-tune checkpoint `base` on the labelled texts `data` (see `load_labelled_texts`) and save the classifier
+    with its metrics and plots in folder `out`. Keyword arguments are FineTuningSettings fields."""
+    settings = FineTuningSettings(base=os.fspath(base), data=describe_source(data), **settings)
+    settings.validate()
+    out = Path(out)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} already exists; choose another folder or pass overwrite=True (--overwrite)")
+
+    set_seed(settings.seed)  # before the head is created, so that its initial weights depend on the seed only
+    tokenizer = load_tokenizer(settings.tokenizer or settings.base)
+    splits = load_labelled_texts(
+        data, settings.text_column, settings.label_column, settings.label_names, seed=settings.seed
+    )
+    labels = label_names_of(splits)
+    model = classification_model(settings.base, labels, tokenizer, settings.dropout)
+    counts = parameter_counts(model)
+    model = apply_freezing(model, settings.freeze, settings.lora_rank, settings.lora_alpha)
+    counts["trainable"] = parameter_counts(model)["trainable"]
+    max_length = default_max_length(model.config.max_position_embeddings, settings.max_length)
+    encoded = tokenize_splits(splits, tokenizer, max_length)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        trainer = make_trainer(model, tokenizer, encoded, labels, settings, workdir, progress)
+        before = evaluate_splits(trainer, encoded)
+        trainer.train()
+        after = evaluate_splits(trainer, encoded)
+
+        merge_lora(trainer.model).save_pretrained(workdir)
+        tokenizer.model_max_length = max_length  # what the classifier saw; pipeline(truncation=True) respects it
+        tokenizer.save_pretrained(workdir)
+        metrics = {
+            "labels": labels,
+            "examples": {split: len(encoded[split]) for split in SPLIT_NAMES},
+            "max_length": max_length,
+            "parameters": counts,
+            "before": before,
+            "after": after,
+        }
+        write_run_records(workdir, settings, metrics, trainer.state.log_history)
+        draw_plots(workdir, metrics, trainer.state.log_history)
+        replace_folder(workdir, out)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return ClassifierRun(out, metrics)
+
+
+def load_tokenizer(name_or_path) -> PreTrainedTokenizerBase:
+    """The checkpoint's own tokenizer when it has one, otherwise GPT-2's; always with a padding token."""
+    path = Path(name_or_path)
+    if path.is_dir() and not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        tokenizer = gpt2_tokenizer(pad="eos")
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2's usual choice; masked out by the attention mask anyway
+    return tokenizer
+
+
+def classification_model(base: str, labels: list[str], tokenizer, dropout: float | None = None):
+    """`base` (a causal-LM or classifier checkpoint of ours, or converted OpenAI weights) with a fresh `score` head
+    for `labels`, in float32 for training."""
+    overrides = {} if dropout is None else {"embd_pdrop": dropout, "attn_pdrop": dropout, "resid_pdrop": dropout}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        pad_token_id=tokenizer.pad_token_id,
+        problem_type="single_label_classification",
+        ignore_mismatched_sizes=True,  # a classifier checkpoint with another label count gets a new head too
+        dtype=torch.float32,
+        **overrides,
+    )
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but {base} embeds only {model.config.vocab_size}; "
+            "use the tokenizer the checkpoint was trained with"
+        )
+    return model
+
+
+def make_trainer(model, tokenizer, encoded, labels, settings: FineTuningSettings, workdir: Path, progress: bool):
+    steps_per_epoch = math.ceil(len(encoded["train"]) / settings.batch_size)
+    arguments = TrainingArguments(
+        output_dir=str(workdir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler,
+        eval_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // LOG_POINTS_PER_EPOCH),
+        save_strategy="no",  # the classifier is saved once, at the end
+        report_to="none",
+        seed=settings.seed,
+        disable_tqdm=not progress,
+        **settings.extra,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=encoded["train"],
+        # Evaluating the training split too gives the train/validation accuracy curves of the course.
+        eval_dataset={"train": encoded["train"], "validation": encoded["validation"]},
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=ClassificationMetrics(len(labels)),
+    )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # without progress bars, Trainer prints every log line instead
+    return trainer
+
+
+def evaluate_splits(trainer: Trainer, encoded) -> dict[str, dict]:
+    """Loss and classification metrics on every split (predict does not log, so the history keeps training only)."""
+    results = {}
+    for split in SPLIT_NAMES:
+        metrics = trainer.predict(encoded[split], metric_key_prefix=split).metrics
+        prefix = f"{split}_"
+        results[split] = {
+            key[len(prefix) :]: value
+            for key, value in metrics.items()
+            if key.startswith(prefix) and not key.endswith(("_runtime", "_per_second"))
+        }
+    return results
+
+
+def write_run_records(folder: Path, settings: FineTuningSettings, metrics: dict, history: list[dict]) -> None:
+    write_atomically(folder / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    write_atomically(folder / SETTINGS_FILE, json.dumps(asdict(settings), indent=2) + "\n")
+    write_atomically(folder / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+
+
+def draw_plots(folder: Path, metrics: dict, history: list[dict]) -> None:
+    """Loss and accuracy curves (epoch 0 is the model before fine-tuning), and the test confusion matrix."""
+    train_size = metrics["examples"]["train"]
+
+    def curve(key: str, phase_zero: float | None):
+        points = [(entry["epoch"], entry[key]) for entry in history if key in entry]
+        if phase_zero is not None:
+            points.insert(0, (0.0, phase_zero))
+        return [epoch for epoch, _ in points], [value for _, value in points]
+
+    before = metrics["before"]
+    plot_curves(
+        {
+            "training (running)": curve("loss", None),
+            "train": curve("eval_train_loss", before["train"]["loss"]),
+            "validation": curve("eval_validation_loss", before["validation"]["loss"]),
+        },
+        "loss",
+        train_size,
+        folder / LOSS_PLOT,
+    )
+    plot_curves(
+        {
+            "train": curve("eval_train_accuracy", before["train"]["accuracy"]),
+            "validation": curve("eval_validation_accuracy", before["validation"]["accuracy"]),
+        },
+        "accuracy",
+        train_size,
+        folder / ACCURACY_PLOT,
+    )
+    plot_confusion_matrix(
+        metrics["after"]["test"]["confusion_matrix"], metrics["labels"], folder / CONFUSION_PLOT, "test split"
+    )
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Move the finished folder into place; an existing target is removed only once the new one is complete."""
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    os.replace(source, target)
+
+
+def accuracy_table(metrics: dict) -> str:
+    """The course's table: accuracy on each split before and after fine-tuning."""
+    lines = [f"{'split':<12}{'before':>10}{'after':>10}"]
+    for split in SPLIT_NAMES:
+        before, after = metrics["before"][split]["accuracy"], metrics["after"][split]["accuracy"]
+        lines.append(f"{split:<12}{before:>10.2%}{after:>10.2%}")
+    return "\n".join(lines)
