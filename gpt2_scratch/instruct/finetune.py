@@ -152,9 +152,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
 
     checkpoint = Path(result["checkpoint"])
     final = final_model(checkpoint, config, accelerator.device)
-    test_loader = make_loader(InstructionDataset(splits.test, tokenizer, template), train_config.batch_size,
-                              shuffle=False, collate_fn=collator) if splits.test else None
-    metrics = final_metrics(final, result, val_loader, test_loader)
+    metrics = final_metrics(final, result, val_loader)
     records = respond(final, tokenizer, splits.test[: config.num_responses], template, config, accelerator)
 
     if accelerator.is_main_process:
@@ -202,13 +200,11 @@ def load_checkpoint_weights(model, checkpoint: Path):
     return model
 
 
-def final_metrics(model, result: dict, val_loader, test_loader) -> dict:
-    """Train loss as last logged; validation and test loss of the final (merged) model over their whole split."""
-    metrics = {"train_loss": result.get("train_loss"), "tokens_seen": result.get("tokens_seen"), "step": result.get("step")}
-    for split, loader in (("val", val_loader), ("test", test_loader)):
-        if loader is not None:
-            measured = loss_and_perplexity(model, loader)
-            metrics[f"{split}_loss"], metrics[f"{split}_perplexity"] = measured["loss"], measured["perplexity"]
+def final_metrics(model, result: dict, val_loader) -> dict:
+    """Train loss as last logged; validation loss and perplexity of the final (merged) model on the whole split."""
+    metrics = {key: result.get(key) for key in ("train_loss", "tokens_seen", "step")}
+    measured = loss_and_perplexity(model, val_loader)
+    metrics["val_loss"], metrics["val_perplexity"] = measured["loss"], measured["perplexity"]
     return metrics
 
 
