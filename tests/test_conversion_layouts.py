@@ -151,3 +151,45 @@ def test_transformers_export_of_a_model_without_qkv_bias_writes_zeros(tokens):
         for block in reference.transformer.h:
             block.attn.c_attn.bias.zero_()
     assert (logits(no_bias, tokens) - logits(reference, tokens)).abs().max() <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def book_classifier(gpt2):
+    """The course's spam classifier: the GPT body with out_head replaced by nn.Linear(d, 2), which has a bias."""
+    theirs = export_state_dict(from_transformers_gpt2(gpt2), "book")
+    generator = torch.Generator().manual_seed(9)
+    theirs["out_head.weight"] = torch.randn(2, 64, generator=generator) * 0.1
+    theirs["out_head.bias"] = torch.randn(2, generator=generator)
+    return theirs
+
+
+def test_book_classifier_head_with_bias_computes_what_the_course_model_computes(gpt2, book_classifier, tokens):
+    from gpt2_scratch.modeling import ScratchGPT2ForSequenceClassification
+
+    assert detect_layout(book_classifier, n_head=4) == "book"
+    classifier = load_model(book_classifier, n_head=4)
+    assert isinstance(classifier, ScratchGPT2ForSequenceClassification) and classifier.config.num_labels == 2
+    with torch.no_grad():  # the course: logits of the last position, out_head with its bias, on the GPT body
+        hidden = gpt2.transformer(tokens).last_hidden_state[:, -1]
+        expected = hidden @ book_classifier["out_head.weight"].t() + book_classifier["out_head.bias"]
+        got = classifier(tokens, attention_mask=torch.ones_like(tokens)).logits
+    assert (got - expected).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("layout", ["scratch", "transformers", "book", "book-openai-compatible"])
+def test_classifier_round_trips_through_every_layout_with_a_classifier_head(book_classifier, tmp_path, layout):
+    classifier = load_model(book_classifier, n_head=4)
+    folder = save_model(classifier, tmp_path / layout, layout=layout)
+    assert_bit_identical(load_model(folder), classifier)
+
+
+def test_classifier_exports_to_transformers_sequence_classification(book_classifier, tmp_path, tokens):
+    from transformers import GPT2ForSequenceClassification
+
+    classifier = load_model(book_classifier, n_head=4)
+    reloaded = GPT2ForSequenceClassification.from_pretrained(save_model(classifier, tmp_path / "hf", layout="transformers"))
+    with torch.no_grad():
+        for row in tokens:  # transformers' GPT-2 classifier wants a pad token for batches; one row at a time
+            assert (reloaded(row[None]).logits - classifier(row[None]).logits).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="'llmc' layout has no classifier head"):
+        save_model(classifier, tmp_path / "llmc", layout="llmc")

@@ -16,7 +16,7 @@ from .engine import (
     our_reader,
     state_dict_reader,
 )
-from .hparams import TOKEN_EMBEDDING, from_config, to_config
+from .hparams import TOKEN_EMBEDDING, from_model, to_config
 from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
 from .writers import DEFAULT_MAX_SHARD_BYTES, model_card, write_checkpoint
@@ -77,25 +77,30 @@ def detect_layout(src, **overrides) -> str:
 
 
 def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides):
-    """Any checkpoint (model, state dict, file, folder, Hub repo id) as a ScratchGPT2ForCausalLM.
+    """Any checkpoint (model, state dict, file, folder, Hub repo id) as a ScratchGPT2ForCausalLM, or as a
+    ScratchGPT2ForSequenceClassification when it holds a classifier head.
 
     `layout` names the source's layout (detected when None); `overrides` set hyperparameters the format does
     not record (n_head for a bare state dict whose width is not a multiple of 64, dropouts, ...).
     """
-    from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
-
     layout_, bound, hparams = bind_any(open_checkpoint(src), layout, **overrides)
     state_dict = dict(import_tensors(bound, hparams))
     dtype = parse_dtype(dtype) or state_dict[TOKEN_EMBEDDING].dtype  # one dtype (GGUF keeps F32 norms in F16 files)
     state_dict = {key: cast(tensor, dtype) for key, tensor in state_dict.items()}
     with torch.device("meta"):
-        model = ScratchGPT2ForCausalLM(to_config(hparams))
+        model = scratch_model_class(hparams)(to_config(hparams))
     model.load_state_dict(state_dict, strict=False, assign=True)
     model.tie_weights()
     leftover = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
     if leftover:
         raise RuntimeError(f"internal error: the {layout_.name!r} layout left these tensors unset: {leftover}")
     return model.eval()
+
+
+def scratch_model_class(hparams: dict):
+    from gpt2_scratch.modeling import ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
+
+    return ScratchGPT2ForSequenceClassification if hparams["num_labels"] else ScratchGPT2ForCausalLM
 
 
 def cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -109,17 +114,20 @@ def from_transformers_gpt2(src, **overrides):
 
 def export_state_dict(model, layout: str) -> dict[str, torch.Tensor]:
     """Our model's weights as a state dict in another layout (fine for models that fit in memory twice)."""
-    hparams = from_config(model.config)
+    hparams = from_model(model)
     return dict(export_tensors(layout_named(layout), hparams, state_dict_reader(model.state_dict())))
 
 
 def to_transformers_gpt2(model):
-    """Our ScratchGPT2ForCausalLM as transformers' GPT2LMHeadModel with the same weights."""
-    from transformers import GPT2LMHeadModel
+    """Our ScratchGPT2ForCausalLM as transformers' GPT2LMHeadModel with the same weights (our sequence classifier
+    as GPT2ForSequenceClassification)."""
+    from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
 
+    hparams = from_model(model)
     state_dict = export_state_dict(model, "transformers")
+    model_class = GPT2ForSequenceClassification if hparams["num_labels"] else GPT2LMHeadModel
     with torch.device("meta"):
-        gpt2 = GPT2LMHeadModel(gpt2_config(from_config(model.config)))
+        gpt2 = model_class(gpt2_config(hparams))
     missing, unexpected = gpt2.load_state_dict(state_dict, strict=False, assign=True)
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise RuntimeError(f"internal error: GPT2LMHeadModel did not take the export: {missing=}, {unexpected=}")
@@ -131,7 +139,8 @@ def gpt2_config(hparams: dict):
     """transformers' GPT2Config for our hyperparameters (GPT-2 always has a QKV bias: none is written as zeros)."""
     from transformers import GPT2Config
 
-    return GPT2Config(**{name: value for name, value in hparams.items() if name != "qkv_bias"})
+    fields = {name: value for name, value in hparams.items() if name not in ("qkv_bias", "num_labels")}
+    return GPT2Config(**fields, **({"num_labels": hparams["num_labels"]} if hparams["num_labels"] else {}))
 
 
 def parse_dtype(dtype) -> torch.dtype | None:

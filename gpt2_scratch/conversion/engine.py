@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hparams import DEFAULT_HPARAMS, LM_HEAD, TOKEN_EMBEDDING, describe, our_shapes
+from .hparams import DEFAULT_HPARAMS, LM_HEAD, SCORE, TOKEN_EMBEDDING, describe, our_shapes
 from .layout import BoundRule, Layout
 from .sources import Checkpoint
 
@@ -75,7 +75,9 @@ def infer_hparams(bound: BoundCheckpoint, overrides: dict | None = None) -> dict
     hparams.update(overrides or {})
     if "n_head" not in from_metadata and "n_head" not in (overrides or {}):
         hparams["n_head"] = guess_heads(hparams["n_embd"], layout)
-    if "tie_word_embeddings" not in from_metadata and "tie_word_embeddings" not in (overrides or {}):
+    if hparams["num_labels"]:
+        hparams["tie_word_embeddings"] = True  # a classifier has no LM head to tie or untie
+    elif "tie_word_embeddings" not in from_metadata and "tie_word_embeddings" not in (overrides or {}):
         hparams["tie_word_embeddings"] = head_is_tied(bound, hparams)
     return hparams
 
@@ -102,7 +104,22 @@ def from_shapes(bound: BoundCheckpoint, hparams: dict) -> dict:
     if (fc := our_shape("transformer.h.{i}.mlp.c_fc.weight")) and "n_embd" in found:
         found["n_inner"] = None if fc[0] == 4 * found["n_embd"] else fc[0]
     found["qkv_bias"] = our_shape("transformer.h.{i}.attn.c_attn.bias") is not None
+    found["num_labels"] = classifier_labels(bound, found.get("vocab_size"))
     return found
+
+
+def classifier_labels(bound: BoundCheckpoint, vocab_size: int | None) -> int | None:
+    """The number of classes when the checkpoint has a classifier head: the format's classifier head tensor is
+    present, and (where it shares its name with the LM head, as the course's out_head does) is not vocabulary-sized."""
+    if bound.layout.classifier_head is None:
+        return None
+    head = next(r for r in bound.layout.classifier_head(1) if r.ours == SCORE)
+    name = head.theirs[0]
+    if not bound.has(name) or len(bound.shape(name)) != 2:
+        return None
+    rows = bound.shape(name)[0]
+    shares_lm_head_name = any(r.ours == LM_HEAD and name in r.theirs for r in bound.layout.rules)
+    return None if shares_lm_head_name and rows == vocab_size else rows
 
 
 def guess_heads(width: int, layout: Layout) -> int:
@@ -163,7 +180,7 @@ def import_tensors(bound: BoundCheckpoint, hparams: dict) -> Iterator[tuple[str,
     ours_present = our_shapes(hparams)
     for r in bound.layout.bind(hparams):
         if r.ours in ours_present:
-            yield r.ours, r.transform.to_ours([bound.read(name) for name in r.theirs])
+            yield r.ours, r.transform.to_ours([bound.read(name) for name in r.theirs + r.reads])
 
 
 def our_reader(bound: BoundCheckpoint, hparams: dict) -> Callable[[str], torch.Tensor]:
@@ -174,7 +191,7 @@ def our_reader(bound: BoundCheckpoint, hparams: dict) -> Callable[[str], torch.T
         if our_key == LM_HEAD and hparams["tie_word_embeddings"]:
             our_key = TOKEN_EMBEDDING
         r = by_our_key[our_key]
-        return r.transform.to_ours([bound.read(name) for name in r.theirs])
+        return r.transform.to_ours([bound.read(name) for name in r.theirs + r.reads])
 
     return read
 

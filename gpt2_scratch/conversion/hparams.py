@@ -25,11 +25,13 @@ DEFAULT_HPARAMS = dict(
     bos_token_id=50256,
     eos_token_id=50256,
     pad_token_id=None,
+    num_labels=None,  # None: a language model (lm_head); a number: a sequence classifier (score)
 )
 
 # Our tensors that exist only under some settings: the fused QKV bias (qkv_bias) and an untied LM head.
 QKV_BIAS = "transformer.h.{i}.attn.c_attn.bias"
 LM_HEAD = "lm_head.weight"
+SCORE = "score.weight"  # ScratchGPT2ForSequenceClassification's head (num_labels, d), without bias
 TOKEN_EMBEDDING = "transformer.wte.weight"
 
 
@@ -64,7 +66,9 @@ def our_shapes(hparams: dict, *, optional_too: bool = False) -> dict[str, Shape]
             if optional_too or name != "attn.c_attn.bias" or hparams["qkv_bias"]:
                 shapes[f"transformer.h.{i}.{name}"] = shape
     shapes["transformer.ln_f.weight"] = shapes["transformer.ln_f.bias"] = (d,)
-    if optional_too or not hparams["tie_word_embeddings"]:
+    if hparams["num_labels"]:
+        shapes[SCORE] = (hparams["num_labels"], d)
+    elif optional_too or not hparams["tie_word_embeddings"]:
         shapes[LM_HEAD] = (hparams["vocab_size"], d)
     return shapes
 
@@ -75,17 +79,23 @@ def describe(hparams: dict) -> str:
     text = ", ".join(f"{name}={hparams[name]}" for name in names)
     if hparams["n_inner"]:
         text += f", n_inner={hparams['n_inner']}"
-    return text + ("" if hparams["qkv_bias"] else ", no QKV bias") + ("" if hparams["tie_word_embeddings"] else ", untied LM head")
+    text += "" if hparams["qkv_bias"] else ", no QKV bias"
+    if hparams["num_labels"]:
+        return text + f", a {hparams['num_labels']}-class classifier head"
+    return text + ("" if hparams["tie_word_embeddings"] else ", untied LM head")
 
 
 def to_config(hparams: dict, **extra):
     from gpt2_scratch.modeling import ScratchGPT2Config
 
-    return ScratchGPT2Config(**{**hparams, **extra})
+    fields = {name: value for name, value in {**hparams, **extra}.items() if name != "num_labels" or value}
+    return ScratchGPT2Config(**fields)
 
 
-def from_config(config) -> dict:
-    """Our hyperparameters from any config that uses GPT-2's field names (ours or transformers' GPT2Config)."""
+def from_model(model) -> dict:
+    """Our hyperparameters from a model whose config uses GPT-2's field names (ours or transformers' GPT-2)."""
+    config = model.config
     values = {name: getattr(config, name, default) for name, default in DEFAULT_HPARAMS.items()}
     values["tie_word_embeddings"] = bool(getattr(config, "tie_word_embeddings", True))
+    values["num_labels"] = config.num_labels if hasattr(model, "score") else None  # every config has num_labels
     return values

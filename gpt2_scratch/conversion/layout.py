@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from .hparams import LM_HEAD, SCORE, our_shapes
 from .transforms import IDENTITY, Shape, Transform
 
 
@@ -71,14 +72,15 @@ class Rule:
     theirs: tuple[str, ...]
     transform: Transform = IDENTITY
     fallback: Fallback | None = None
+    reads: tuple[str, ...] = ()  # their tensors the import also needs, written on export by another rule
 
     @property
     def per_block(self) -> bool:
         return "{i}" in (self.ours or "") or any("{i}" in name for name in self.theirs)
 
 
-def rule(ours: str | None, theirs: str | tuple[str, ...], transform: Transform = IDENTITY, fallback=None) -> Rule:
-    return Rule(ours, (theirs,) if isinstance(theirs, str) else tuple(theirs), transform, fallback)
+def rule(ours: str | None, theirs: str | tuple[str, ...], transform: Transform = IDENTITY, fallback=None, reads=()) -> Rule:
+    return Rule(ours, (theirs,) if isinstance(theirs, str) else tuple(theirs), transform, fallback, tuple(reads))
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class BoundRule:
     fallback: Fallback | None
     our_shape: Shape | None
     their_shapes: tuple[Shape, ...]
+    reads: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,17 +108,29 @@ class Layout:
     block_major: bool = True  # False: all blocks' ln_1 weights, then all ln_1 biases, ... (llm.c's order)
     can_export: bool = True
     tied_head_only: bool = False  # the format has no LM head of its own
+    # The rules of a classifier head for `num_labels` classes, replacing the LM head's rule and any rule with the
+    # same `ours`; None where the format has no classifier head.
+    classifier_head: Callable[[int], list[Rule]] | None = None
     container: str = "safetensors"  # how an export is stored: "safetensors", "torch" (a pickle), "llmc", "gguf"
     weights_file: str = "model.safetensors"  # the weights' file name inside an exported folder
 
-    def rules_for(self, hparams: dict) -> list[Rule]:
+    def sized_rules(self, hparams: dict) -> list[Rule]:
         """The rules for a model of this size; a layout whose transforms depend on the size overrides this."""
         return self.rules
 
+    def rules_for(self, hparams: dict) -> list[Rule]:
+        """The rules for a model of this size, with a language-model or a classifier head."""
+        rules = self.sized_rules(hparams)
+        if not hparams.get("num_labels"):
+            return rules
+        if self.classifier_head is None:
+            raise ValueError(f"the {self.name!r} layout has no classifier head; a sequence classifier cannot use it.")
+        head = self.classifier_head(hparams["num_labels"])
+        replaced = {r.ours for r in head} | {LM_HEAD}
+        return [r for r in rules if r.ours not in replaced] + head
+
     def bind(self, hparams: dict) -> list[BoundRule]:
         """Every rule with block indices filled in and shapes computed, in the format's storage order."""
-        from .hparams import our_shapes
-
         shapes = our_shapes(hparams, optional_too=True)
         rules = self.rules_for(hparams)
         blocks = range(hparams["n_layer"])
@@ -135,7 +150,7 @@ class Layout:
         else:  # a buffer only they have: its fallback knows its shape
             their_shapes = (r.fallback.buffer_shape(hparams),)
         return BoundRule(ours, tuple(fill(n) for n in r.theirs), r.transform, r.fallback,
-                         shapes.get(ours), tuple(tuple(s) for s in their_shapes))
+                         shapes.get(ours), tuple(tuple(s) for s in their_shapes), tuple(fill(n) for n in r.reads))
 
     def is_ignored(self, name: str) -> bool:
         return any(re.fullmatch(pattern, name) for pattern in self.ignored)
@@ -153,5 +168,5 @@ class Layout:
 
 
 def _is_final(r: Rule) -> bool:
-    """Rules outside the blocks that come after them: the final LayerNorm and the LM head."""
-    return r.ours is not None and (r.ours.startswith("transformer.ln_f") or r.ours.startswith("lm_head"))
+    """Rules outside the blocks that come after them: the final LayerNorm and the head."""
+    return r.ours is not None and r.ours.startswith(("transformer.ln_f", LM_HEAD, SCORE))

@@ -191,3 +191,44 @@ IDENTITY = Identity()
 TRANSPOSE = Transpose()
 SPLIT_QKV = SplitQKV()
 TF_CONV = Chain(DropLeadingAxis(), Transpose())  # OpenAI's TF (1, in, out) <-> our (out, in)
+
+
+class FoldHeadBias(Transform):
+    """A classifier head's bias, moved into the final LayerNorm's shift (ScratchGPT2's and transformers' GPT-2
+    classifier heads have no bias).
+
+    The head computes W h + b on h = LN(x), whose last step adds the shift s. For v with W v = b,
+    W (LN(x) + v) = W h + b: the shift s + v and no bias give the same logits. With fewer classes than
+    channels, v = W^T (W W^T)^-1 b solves it exactly (computed in float64). Their tensors are (shift, bias),
+    and the import also reads W; the export writes the shift as it is and a zero bias, so that our
+    model -> their format -> our model is bit-identical.
+    """
+
+    name = "fold-head-bias"
+    arity = 2
+
+    def __init__(self, num_labels: int):
+        self.num_labels = num_labels
+
+    def to_ours(self, theirs):
+        shift, bias, weight = theirs
+        if not bias.any():
+            return shift
+        w = weight.double()
+        v = w.t() @ torch.linalg.solve(w @ w.t(), bias.double())
+        error = (w @ v - bias.double()).abs().max().item()
+        if error > 1e-6 * max(1.0, bias.abs().max().item()):
+            raise ValueError(
+                f"the classifier head's weight is too close to singular to move its bias into the final LayerNorm "
+                f"(residual {error:.2g}); this checkpoint cannot be converted exactly."
+            )
+        return (shift.double() + v).to(shift.dtype)
+
+    def to_theirs(self, ours):
+        return [ours, ours.new_zeros(self.num_labels)]
+
+    def their_shapes(self, our_shape):
+        return [tuple(our_shape), (self.num_labels,)]
+
+    def our_shape(self, their_shapes):
+        return tuple(their_shapes[0])

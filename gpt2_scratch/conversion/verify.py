@@ -48,7 +48,7 @@ class VerifyReport:
             if names:
                 lines.append(f"{side}: {', '.join(names)}")
         lines.append(f"max logit difference on {PROMPT_COUNT} fixed prompts: {self.max_logit_difference:.3g} (tolerance {self.atol:g})")
-        lines.append(f"greedy continuations: {'agree' if self.greedy_agree else 'DIFFER'}")
+        lines.append(f"greedy continuations (classifiers: predicted classes): {'agree' if self.greedy_agree else 'DIFFER'}")
         lines.append("verdict: " + ("identical" if self.identical else "agree" if self.agree else "DISAGREE"))
         return "\n".join(lines)
 
@@ -72,11 +72,15 @@ def verify(a, b, *, layout_a: str | None = None, layout_b: str | None = None, at
     positions = min(model_a.config.n_positions, model_b.config.n_positions)
     prompts = fixed_prompts(min(model_a.config.vocab_size, model_b.config.vocab_size), min(PROMPT_LENGTH, positions // 2))
     max_new_tokens = min(max_new_tokens, positions - prompts.shape[1])
+    mask = torch.ones_like(prompts)
     with torch.no_grad():
-        report.max_logit_difference = (model_a(prompts).logits - model_b(prompts).logits).abs().max().item()
-        settings = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0,
-                        attention_mask=torch.ones_like(prompts))
-        report.greedy_agree = torch.equal(model_a.generate(prompts, **settings), model_b.generate(prompts, **settings))
+        logits_a, logits_b = model_a(prompts, attention_mask=mask).logits, model_b(prompts, attention_mask=mask).logits
+        report.max_logit_difference = (logits_a - logits_b).abs().max().item() if logits_a.shape == logits_b.shape else float("inf")
+        if hasattr(model_a, "score") or hasattr(model_b, "score"):  # classifiers: the predicted classes, not text
+            report.greedy_agree = torch.equal(logits_a.argmax(-1), logits_b.argmax(-1))
+        else:
+            settings = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0, attention_mask=mask)
+            report.greedy_agree = torch.equal(model_a.generate(prompts, **settings), model_b.generate(prompts, **settings))
     return report
 
 

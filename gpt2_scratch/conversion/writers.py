@@ -51,8 +51,8 @@ def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[Export
 
 def counting(items: Iterator, bar) -> Iterator:
     for item in items:
-        yield item
         bar.update(1)
+        yield item
 
 
 def write_safetensors(work, layout, hparams, plan, tensors, dtype, max_shard_bytes):

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..layout import CAUSAL_MASK, CopyOf, Layout, rule
-from ..transforms import SPLIT_QKV
+from ..transforms import SPLIT_QKV, FoldHeadBias
 
 OURS = "transformer.h.{i}."
 THEIRS = "trf_blocks.{i}."
@@ -31,6 +31,14 @@ def shared_rules(block_rules):
         rule("transformer.ln_f.bias", "final_norm.shift"),
         # The course's model always has its own out_head, a copy of tok_emb when the weights came from OpenAI.
         rule("lm_head.weight", "out_head.weight", fallback=CopyOf("transformer.wte.weight")),
+    ]
+
+
+def classifier_head(num_labels: int):
+    """The course's classifier replaces out_head by nn.Linear(d, num_labels) with a bias, folded into final_norm."""
+    return [
+        rule("score.weight", "out_head.weight"),
+        rule("transformer.ln_f.bias", ("final_norm.shift", "out_head.bias"), FoldHeadBias(num_labels), reads=["out_head.weight"]),
     ]
 
 
@@ -68,6 +76,7 @@ BOOK = CourseLayout(
         *linear("mlp.c_fc", "ff.layers.0"),
         *linear("mlp.c_proj", "ff.layers.2"),
     ]),
+    classifier_head=classifier_head,
     container="torch",
     weights_file="model.pth",
 )
@@ -82,6 +91,7 @@ BOOK_OPENAI_COMPATIBLE = CourseLayout(
         *linear("mlp.c_fc", "mlp.c_fc"),
         *linear("mlp.c_proj", "mlp.c_proj"),
     ]),
+    classifier_head=classifier_head,
     container="torch",
     weights_file="model.pth",
 )

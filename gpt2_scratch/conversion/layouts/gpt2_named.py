@@ -29,7 +29,7 @@ def gpt2_named_rules(linear_transform, qkv_bias_fallback=None, head_fallback=Non
 
 def with_transformer_prefix(name: str) -> str:
     """transformers' GPT2Model saves keys without `transformer.`; GPT2LMHeadModel saves them with it."""
-    if name.startswith(("transformer.", "lm_head.")):
+    if name.startswith(("transformer.", "lm_head.", "score.")):
         return name
     return "transformer." + name
 
@@ -54,7 +54,8 @@ class TransformersLayout(Layout):
         from ..api import gpt2_config
 
         config = gpt2_config(hparams)
-        config.architectures, config.dtype = ["GPT2LMHeadModel"], str(dtype).removeprefix("torch.")
+        head = "GPT2ForSequenceClassification" if hparams["num_labels"] else "GPT2LMHeadModel"
+        config.architectures, config.dtype = [head], str(dtype).removeprefix("torch.")
         config.save_pretrained(folder)
         GenerationConfig.from_model_config(config).save_pretrained(folder)
 
@@ -65,11 +66,12 @@ class ScratchLayout(TransformersLayout):
         from transformers import GenerationConfig
         from transformers.dynamic_module_utils import custom_object_save
 
-        from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
+        from ..api import scratch_model_class
 
-        config = to_config(hparams, architectures=["ScratchGPT2ForCausalLM"], dtype=str(dtype).removeprefix("torch."))
+        model_class = scratch_model_class(hparams)
+        config = to_config(hparams, architectures=[model_class.__name__], dtype=str(dtype).removeprefix("torch."))
         with torch.device("meta"):
-            model = ScratchGPT2ForCausalLM(config)
+            model = model_class(config)
         config.auto_map = scratch_auto_map()
         custom_object_save(model, folder)  # copies the model's code, so that trust_remote_code users can load it
         config.save_pretrained(folder)
@@ -105,18 +107,25 @@ def refuse_features_we_lack(config: dict) -> None:
         )
 
 
+def score_head(num_labels: int):
+    """GPT2ForSequenceClassification's and ours: score, nn.Linear(d, num_labels) without bias."""
+    return [rule("score.weight", "score.weight")]
+
+
 TRANSFORMERS = TransformersLayout(
     "transformers",
     "transformers / OpenAI GPT-2: Conv1D weights stored (in, out), fused c_attn with Q, K, V side by side",
     gpt2_named_rules(TRANSPOSE, qkv_bias_fallback=ZEROS),
     ignored=(r"transformer\.h\.\d+\.attn\.(bias|masked_bias)",),  # causal-mask buffers of older versions
     normalize_name=with_transformer_prefix,
+    classifier_head=score_head,
 )
 
 SCRATCH = ScratchLayout(
     "scratch",
     "this package's ScratchGPT2: nn.Linear weights stored (out, in), fused c_attn with Q, K, V stacked",
     gpt2_named_rules(IDENTITY),
+    classifier_head=score_head,
 )
 
 

@@ -27,7 +27,7 @@ OURS = "transformer.h.{i}."
 
 
 class LlmcLayout(Layout):
-    def rules_for(self, hparams):
+    def sized_rules(self, hparams):
         """The fixed order of llm.c's parameters; wte's padding depends on the vocabulary size."""
         kinds = [("ln1w", "ln_1.weight"), ("ln1b", "ln_1.bias"), ("qkvw", "attn.c_attn.weight"),
                  ("qkvb", "attn.c_attn.bias"), ("attprojw", "attn.c_proj.weight"), ("attprojb", "attn.c_proj.bias"),
@@ -51,7 +51,7 @@ class LlmcLayout(Layout):
 LLMC = LlmcLayout(
     "llmc",
     "llm.c's .bin: 256-int32 header, then all parameters in a fixed order, vocabulary padded to a multiple of 128",
-    [],  # built per model size by rules_for
+    [],  # built per model size by sized_rules
     block_major=False,
     tied_head_only=True,
     container="llmc",
