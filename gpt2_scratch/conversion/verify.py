@@ -25,6 +25,7 @@ class VerifyReport:
     missing_in_a: list[str] = field(default_factory=list)
     max_logit_difference: float = float("nan")
     greedy_agree: bool = False
+    greedy_what: str = "greedy continuations"  # for classifiers: the predicted classes
     atol: float = 1e-4
 
     @property
@@ -48,7 +49,7 @@ class VerifyReport:
             if names:
                 lines.append(f"{side}: {', '.join(names)}")
         lines.append(f"max logit difference on {PROMPT_COUNT} fixed prompts: {self.max_logit_difference:.3g} (tolerance {self.atol:g})")
-        lines.append(f"greedy continuations (classifiers: predicted classes): {'agree' if self.greedy_agree else 'DIFFER'}")
+        lines.append(f"{self.greedy_what}: {'agree' if self.greedy_agree else 'DIFFER'}")
         lines.append("verdict: " + ("identical" if self.identical else "agree" if self.agree else "DISAGREE"))
         return "\n".join(lines)
 
@@ -77,6 +78,7 @@ def verify(a, b, *, layout_a: str | None = None, layout_b: str | None = None, at
         logits_a, logits_b = model_a(prompts, attention_mask=mask).logits, model_b(prompts, attention_mask=mask).logits
         report.max_logit_difference = (logits_a - logits_b).abs().max().item() if logits_a.shape == logits_b.shape else float("inf")
         if hasattr(model_a, "score") or hasattr(model_b, "score"):  # classifiers: the predicted classes, not text
+            report.greedy_what = "predicted classes"
             report.greedy_agree = torch.equal(logits_a.argmax(-1), logits_b.argmax(-1))
         else:
             settings = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0, attention_mask=mask)
