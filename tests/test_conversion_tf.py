@@ -11,7 +11,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gpt2_scratch.conversion import convert, detect_layout, load_model, save_model
-from gpt2_scratch.conversion.tf_bundle import TFBundleSource, crc32c, mask
+from gpt2_scratch.conversion.tf_bundle import TFBundleSource, crc32c, crc32c_large, mask
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openai_tf_tiny"
 
@@ -44,6 +44,13 @@ def test_crc32c_matches_the_standard_check_value():
     assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C catalogue's check value
     assert crc32c(b"6789", crc32c(b"12345")) == 0xE3069283  # continues over chunks
     assert mask(0) == 0xA282EAD8
+
+
+@pytest.mark.parametrize("length", [9, 16384, 16385, 100_003])
+def test_lane_parallel_crc32c_equals_the_byte_by_byte_one(length):
+    data = np.random.default_rng(length).integers(0, 256, length, dtype=np.uint8).tobytes()
+    assert crc32c_large(data) == crc32c(data)
+    assert crc32c_large(b"123456789") == 0xE3069283
 
 
 def test_reader_returns_exactly_what_tensorflow_wrote(expected):
