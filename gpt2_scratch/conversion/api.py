@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 import itertools
 from pathlib import Path
+
+import torch
 
 from .engine import (
     LayoutMismatchError,
@@ -43,7 +43,7 @@ def candidate_layouts(checkpoint: Checkpoint) -> list[str]:
         return ["scratch"]
     if "model_args" in checkpoint.metadata:
         return ["nanogpt"]
-    return [name for name in TENSOR_DICT_LAYOUTS if name in LAYOUTS]
+    return TENSOR_DICT_LAYOUTS
 
 
 def layout_named(name: str):
@@ -91,7 +91,7 @@ def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides)
         model = scratch_model_class(hparams)(to_config(hparams))
     model.load_state_dict(state_dict, strict=False, assign=True)
     model.tie_weights()
-    leftover = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
+    leftover = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if leftover:
         raise RuntimeError(f"internal error: the {layout_.name!r} layout left these tensors unset: {leftover}")
     return model.eval()
@@ -108,7 +108,8 @@ def cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def from_transformers_gpt2(src, **overrides):
-    """transformers' GPT-2 (a GPT2LMHeadModel, a state dict, a checkpoint folder or a Hub repo id) as ScratchGPT2ForCausalLM."""
+    """transformers' GPT-2 (a GPT2LMHeadModel, a state dict, a checkpoint folder or a Hub repo id) as
+    ScratchGPT2ForCausalLM (a GPT2ForSequenceClassification becomes ScratchGPT2ForSequenceClassification)."""
     return load_model(src, layout="transformers", **overrides)
 
 
@@ -130,7 +131,7 @@ def to_transformers_gpt2(model):
         gpt2 = model_class(gpt2_config(hparams))
     missing, unexpected = gpt2.load_state_dict(state_dict, strict=False, assign=True)
     if unexpected or set(missing) - {"lm_head.weight"}:
-        raise RuntimeError(f"internal error: GPT2LMHeadModel did not take the export: {missing=}, {unexpected=}")
+        raise RuntimeError(f"internal error: {model_class.__name__} did not take the export: {missing=}, {unexpected=}")
     gpt2.tie_weights()
     return gpt2.eval()
 

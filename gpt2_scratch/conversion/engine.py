@@ -198,39 +198,36 @@ def our_reader(bound: BoundCheckpoint, hparams: dict) -> Callable[[str], torch.T
 
 @dataclass
 class ExportItem:
-    """One of their tensors to write: its name and shape are known before `produce` is called."""
+    """One of their tensors to write, with the name and shape known before any data is produced."""
 
     name: str
     shape: tuple[int, ...]
     rule: BoundRule
 
 
-def export_plan(layout: Layout, hparams: dict) -> list[ExportItem]:
-    """Their tensors, in the format's order, that a model with these hyperparameters exports to."""
+def exported_rules(layout: Layout, hparams: dict) -> list[BoundRule]:
+    """The rules an export of a model with these hyperparameters applies, in the format's order."""
     if not layout.can_export:
         raise ValueError(f"the {layout.name!r} layout can be read but not written.")
-    if layout.tied_head_only and not hparams["tie_word_embeddings"]:
+    if layout.tied_head_only and not hparams["tie_word_embeddings"] and not hparams["num_labels"]:
         raise ValueError(
             f"the {layout.name!r} layout has no LM head of its own, so a model with an untied LM head cannot be "
             "written in it without losing the head; choose another layout."
         )
     ours_present = our_shapes(hparams)
-    items = []
-    for r in layout.bind(hparams):
-        if (r.ours is not None and r.ours in ours_present) or r.fallback is not None:
-            items += [ExportItem(name, shape, r) for name, shape in zip(r.theirs, r.their_shapes)]
-    return items
+    return [r for r in layout.bind(hparams) if r.ours in ours_present or r.fallback is not None]
+
+
+def export_plan(layout: Layout, hparams: dict) -> list[ExportItem]:
+    """Their tensors' names and shapes, in the format's order."""
+    return [ExportItem(name, shape, r) for r in exported_rules(layout, hparams) for name, shape in zip(r.theirs, r.their_shapes)]
 
 
 def export_tensors(layout: Layout, hparams: dict, read_ours: Callable[[str], torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
-    """Their tensors, one by one, in the format's order."""
+    """Their tensors, one by one, in the format's order (the order of `export_plan`)."""
     ours_present = our_shapes(hparams)
-    done_rule = None
-    for item in export_plan(layout, hparams):
-        if item.rule is done_rule:
-            continue
-        r, done_rule = item.rule, item.rule
-        if r.ours is not None and r.ours in ours_present:
+    for r in exported_rules(layout, hparams):
+        if r.ours in ours_present:
             tensors = r.transform.to_theirs(read_ours(r.ours))
         else:
             tensors = r.fallback.their_tensors(r, hparams, read_ours)

@@ -104,7 +104,7 @@ class Layout:
     description: str
     rules: list[Rule]
     ignored: tuple[str, ...] = ()  # regexes of their names that carry nothing we keep (old buffers)
-    normalize_name: Callable[[str], str] = staticmethod(lambda name: name)  # e.g. drop an optional prefix
+    normalize_name: Callable[[str], str] = str  # their name as the rules write it, e.g. without an optional prefix
     block_major: bool = True  # False: all blocks' ln_1 weights, then all ln_1 biases, ... (llm.c's order)
     can_export: bool = True
     tied_head_only: bool = False  # the format has no LM head of its own
