@@ -236,3 +236,26 @@ def test_mmlu_rejects_malformed_examples(tmp_path):
     path.write_text(json.dumps([question("x", "q", 0, "E")]))
     with pytest.raises(ValueError, match="answer 'E'"):
         load_mmlu(path)
+
+
+def test_evaluate_commands_judge_and_mmlu(tmp_path, tokenizer, tiny_model, capsys):
+    from gpt2_scratch.cli import main
+
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps(RECORDS))
+    with ChatCompletionsServer(["Score: 90", "10", "n/a"]) as server:
+        assert main(["evaluate", "judge", str(responses), "--url", server.url, "--model", "judge-x"]) == 0
+    saved = json.loads((tmp_path / "judge-scores.json").read_text())
+    assert saved["average"] == pytest.approx(50.0) and saved["num_unparsable"] == 1
+
+    checkpoint = tmp_path / "model"
+    tiny_model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    questions = tmp_path / "mmlu.json"
+    questions.write_text(json.dumps([question("x", f"Question {i}?", i % 4, i % 4) for i in range(4)]))
+    capsys.readouterr()
+    assert main(["evaluate", "mmlu", "--model", str(checkpoint), "--data", str(questions),
+                 "--output", str(tmp_path / "scores.json")]) == 0
+    expected = score_mmlu(tiny_model, tokenizer, load_mmlu(questions), show_progress=False)
+    assert json.loads((tmp_path / "scores.json").read_text())["accuracy"] == expected.accuracy
+    assert main(["evaluate", "judge", str(tmp_path / "missing.json"), "--url", server.url]) == 2

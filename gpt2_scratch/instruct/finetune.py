@@ -90,16 +90,20 @@ def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalL
 
 def load_tokenizer(model: str, tokenizer: str | None = None):
     """The tokenizer saved in the model's folder when there is one (and no other is asked for), else GPT-2's,
-    from the folder `tokenizer` or fetched; padding uses the end-of-text token."""
+    from the folder `tokenizer`, the model's folder (OpenAI's release holds encoder.json + vocab.bpe) or fetched;
+    padding uses the end-of-text token."""
     from ..tokenization import gpt2_tokenizer
 
-    if tokenizer is None and (Path(model) / "tokenizer.json").is_file():
+    folder = Path(model)
+    if tokenizer is None and (folder / "tokenizer.json").is_file():
         from transformers import AutoTokenizer
 
-        saved = AutoTokenizer.from_pretrained(model)
+        saved = AutoTokenizer.from_pretrained(folder)
         if saved.pad_token is None:
             saved.pad_token = saved.eos_token
         return saved
+    if tokenizer is None and any((folder / name).is_file() for name in ("encoder.json", "vocab.json")):
+        tokenizer = folder
     return gpt2_tokenizer(tokenizer)
 
 
