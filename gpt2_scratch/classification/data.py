@@ -272,4 +272,4 @@ def default_max_length(model_positions: int, requested: int | None) -> int:
 
 def describe_source(source) -> str:
     """A JSON-friendly description of a data source, for the run's recorded settings."""
-    return source if isinstance(source, str) else os.fspath(source) if isinstance(source, Path) else repr(source)
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else repr(source)

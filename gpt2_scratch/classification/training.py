@@ -9,6 +9,7 @@ and save into `out`:
     metrics.json         labels, split sizes, parameter counts, and for each split before and after fine-tuning:
                          loss, accuracy, precision, recall, F1 and the confusion matrix
     training_args.json   the settings of the run (base, data, freezing policy, hyperparameters)
+    provenance.json      kind, base model, method and data, for the model card (docs/hub.md)
     history.json         Trainer's log: training loss every few steps, train/validation metrics every epoch
     loss.png, accuracy.png, confusion_matrix.png
 
@@ -48,6 +49,8 @@ from .plots import plot_confusion_matrix, plot_curves
 METRICS_FILE = "metrics.json"
 SETTINGS_FILE = "training_args.json"
 HISTORY_FILE = "history.json"
+PROVENANCE_FILE = "provenance.json"  # read by the model-card builder (docs/hub.md)
+SMS_SPAM_DATASET = {"type": "sms_spam", "name": "SMS Spam Collection"}
 LOSS_PLOT, ACCURACY_PLOT, CONFUSION_PLOT = "loss.png", "accuracy.png", "confusion_matrix.png"
 LOG_POINTS_PER_EPOCH = 10  # how often the training loss is logged, for a smooth loss curve
 
@@ -122,6 +125,7 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
 
     out.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    workdir.chmod(0o755)  # mkdtemp makes it private; the classifier is an ordinary folder once renamed
     try:
         trainer = make_trainer(model, tokenizer, encoded, labels, settings, workdir, progress)
         before = evaluate_splits(trainer, encoded)
@@ -198,6 +202,7 @@ def make_trainer(model, tokenizer, encoded, labels, settings: FineTuningSettings
         save_strategy="no",  # the classifier is saved once, at the end
         report_to="none",
         seed=settings.seed,
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not progress,
         **settings.extra,
     )
@@ -225,15 +230,33 @@ def evaluate_splits(trainer: Trainer, encoded) -> dict[str, dict]:
         results[split] = {
             key[len(prefix) :]: value
             for key, value in metrics.items()
-            if key.startswith(prefix) and not key.endswith(("_runtime", "_per_second"))
+            if key.startswith(prefix) and not key.endswith(("runtime", "per_second", "preparation_time"))
         }
     return results
 
 
 def write_run_records(folder: Path, settings: FineTuningSettings, metrics: dict, history: list[dict]) -> None:
-    write_atomically(folder / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-    write_atomically(folder / SETTINGS_FILE, json.dumps(asdict(settings), indent=2) + "\n")
-    write_atomically(folder / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+    records = {
+        METRICS_FILE: metrics,
+        SETTINGS_FILE: asdict(settings),
+        HISTORY_FILE: history,
+        PROVENANCE_FILE: provenance(settings),
+    }
+    for name, content in records.items():
+        write_atomically(folder / name, json.dumps(content, indent=2) + "\n")
+
+
+def provenance(settings: FineTuningSettings) -> dict:
+    """Where the classifier comes from, in the schema the model cards read."""
+    methods = {"nothing": "full fine-tuning", "lora": "lora"}
+    dataset = SMS_SPAM_DATASET if settings.data == "sms-spam" else {"type": settings.data, "name": settings.data}
+    return {
+        "kind": "classifier",
+        "base_model": settings.base,
+        "method": methods.get(settings.freeze, f"fine-tuning with frozen weights ({settings.freeze})"),
+        "datasets": [dataset["name"]],
+        "eval_dataset": dataset,
+    }
 
 
 def draw_plots(folder: Path, metrics: dict, history: list[dict]) -> None:
