@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from gpt2_scratch.conversion.api import gpt2_config
 from gpt2_scratch.conversion.engine import export_plan
-from gpt2_scratch.conversion.hparams import DEFAULT_HPARAMS
+from gpt2_scratch.conversion.hparams import DEFAULT_HPARAMS, gpt2_config
 from gpt2_scratch.conversion.layouts import LAYOUTS
 from gpt2_scratch.conversion.safetensors_stream import write_sharded
 from gpt2_scratch.modeling import PRESETS

@@ -16,7 +16,7 @@ from .engine import (
     our_reader,
     state_dict_reader,
 )
-from .hparams import TOKEN_EMBEDDING, from_model, to_config
+from .hparams import TOKEN_EMBEDDING, from_model, gpt2_config, to_config
 from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
 from .writers import DEFAULT_MAX_SHARD_BYTES, model_card, write_checkpoint
@@ -134,14 +134,6 @@ def to_transformers_gpt2(model):
         raise RuntimeError(f"internal error: {model_class.__name__} did not take the export: {missing=}, {unexpected=}")
     gpt2.tie_weights()
     return gpt2.eval()
-
-
-def gpt2_config(hparams: dict):
-    """transformers' GPT2Config for our hyperparameters (GPT-2 always has a QKV bias: none is written as zeros)."""
-    from transformers import GPT2Config
-
-    fields = {name: value for name, value in hparams.items() if name not in ("qkv_bias", "num_labels")}
-    return GPT2Config(**fields, **({"num_labels": hparams["num_labels"]} if hparams["num_labels"] else {}))
 
 
 def parse_dtype(dtype) -> torch.dtype | None:

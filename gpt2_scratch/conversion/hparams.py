@@ -92,10 +92,23 @@ def to_config(hparams: dict, **extra):
     return ScratchGPT2Config(**fields)
 
 
-def from_model(model) -> dict:
-    """Our hyperparameters from a model whose config uses GPT-2's field names (ours or transformers' GPT-2)."""
-    config = model.config
+def gpt2_config(hparams: dict):
+    """transformers' GPT2Config for our hyperparameters (GPT-2 always has a QKV bias: none is written as zeros)."""
+    from transformers import GPT2Config
+
+    fields = {name: value for name, value in hparams.items() if name not in ("qkv_bias", "num_labels")}
+    return GPT2Config(**fields, **({"num_labels": hparams["num_labels"]} if hparams["num_labels"] else {}))
+
+
+def from_config(config) -> dict:
+    """Our hyperparameters from a config that uses GPT-2's field names (ours or transformers' GPT2Config), for a
+    language model (every config has a num_labels: only the model says whether it is a classifier)."""
     values = {name: getattr(config, name, default) for name, default in DEFAULT_HPARAMS.items()}
     values["tie_word_embeddings"] = bool(getattr(config, "tie_word_embeddings", True))
-    values["num_labels"] = config.num_labels if hasattr(model, "score") else None  # every config has num_labels
+    values["num_labels"] = None
     return values
+
+
+def from_model(model) -> dict:
+    """Our hyperparameters from a model (ours or transformers' GPT-2), classifier or language model."""
+    return {**from_config(model.config), "num_labels": model.config.num_labels if hasattr(model, "score") else None}

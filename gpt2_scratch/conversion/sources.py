@@ -160,9 +160,9 @@ def open_folder(folder: Path, origin: str) -> Checkpoint:
         return safetensors_checkpoint(folder, [folder / name for name in shards], origin)
     if (folder / "model.safetensors").is_file():
         return safetensors_checkpoint(folder, [folder / "model.safetensors"], origin)
-    for name in ("model.ckpt.index",):
-        if (folder / name).is_file():
-            return open_file(folder / name, origin)
+    tf_indexes = sorted(folder.glob("*.index"))  # OpenAI's release: model.ckpt.index
+    if len(tf_indexes) == 1:
+        return open_file(tf_indexes[0], origin)
     candidates = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth", ".gguf"})
     if len(candidates) == 1:
         return open_file(candidates[0], origin)
@@ -217,10 +217,12 @@ def download(repo_id: str) -> Path:
     """A Hub repository's weights and config, downloaded (or found in the cache) with huggingface_hub."""
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.txt", "merges.txt", "vocab.json"]
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except Exception as error:
+        folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+        if not any(folder.glob("*.safetensors")):  # an older repository: its weights are a pickle
+            folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.txt", "pytorch_model.bin"]))
+        return folder
+    except Exception as error:  # huggingface_hub raises many kinds: offline, unknown repo, gated, network
         raise FileNotFoundError(
             f"{repo_id!r} is neither a local path nor a Hub repository that could be downloaded ({error})."
         ) from None
@@ -241,7 +243,7 @@ def open_checkpoint(src) -> Checkpoint:
         return open_folder(path, str(path))
     if path.is_file():
         return open_file(path, str(path))
-    if path.name.endswith(".index") is False and Path(str(src) + ".index").is_file():
+    if not path.name.endswith(".index") and Path(str(src) + ".index").is_file():
         return open_file(Path(str(src) + ".index"), str(src))  # TF checkpoints are named by their prefix
     if str(src).count("/") <= 1 and not str(src).startswith((".", "/", "~")):
         return open_folder(download(str(src)), str(src))

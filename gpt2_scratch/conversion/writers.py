@@ -34,6 +34,7 @@ def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[Export
         raise ValueError(f"{dst} already exists and is not an empty folder; choose a new destination.")
     dst.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the finished checkpoint is an ordinary folder
     try:
         copy_tokenizer(tokenizer_folder, work)  # first: a GGUF export embeds it
         with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..hparams import to_config
+from ..hparams import gpt2_config, to_config
 from ..layout import ZEROS, CopyOf, Layout, rule
 from ..transforms import IDENTITY, TRANSPOSE
 
@@ -47,11 +47,8 @@ class TransformersLayout(Layout):
                  "pad_token_id", "qkv_bias", "tie_word_embeddings")
         return {name: config[name] for name in names if name in config}
 
-
     def write_side_files(self, folder, hparams, dtype):
         from transformers import GenerationConfig
-
-        from ..api import gpt2_config
 
         config = gpt2_config(hparams)
         head = "GPT2ForSequenceClassification" if hparams["num_labels"] else "GPT2LMHeadModel"
@@ -66,7 +63,7 @@ class ScratchLayout(TransformersLayout):
         from transformers import GenerationConfig
         from transformers.dynamic_module_utils import custom_object_save
 
-        from ..api import scratch_model_class
+        from ..api import scratch_model_class  # api imports the layouts: import it when called
 
         model_class = scratch_model_class(hparams)
         config = to_config(hparams, architectures=[model_class.__name__], dtype=str(dtype).removeprefix("torch."))
