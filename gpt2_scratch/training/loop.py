@@ -101,6 +101,8 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.progress.step, unit="step", desc="train",
                    disable=not (self.accelerator.is_main_process and self.config.progress_bar))
         self.interval = Interval(self.progress.tokens_seen)
+        if self.progress.step == 0 and self.config.eval_every:
+            self.evaluate()  # the starting point of the curves: about ln(vocabulary size) for a fresh model
         while self.progress.step < self.total_steps:
             for micro_batches in self.epoch_batches():
                 loss = self.step(micro_batches)

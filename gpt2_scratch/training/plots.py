@@ -47,7 +47,7 @@ def plot_losses(log_path: str | Path, out_path: str | Path) -> Path:
 
 
 @torch.no_grad()
-def plot_temperature(model, tokenizer, prompt: str, out_path: str | Path, temperatures=(0.5, 1.0, 2.0), top: int = 12) -> Path:
+def plot_temperature(model, tokenizer, prompt: str, out_path: str | Path, temperatures=(0.1, 1.0, 5.0), top: int = 12) -> Path:
     """temperature.png: the probabilities of the prompt's most likely next tokens, after dividing the logits by
     each temperature (low sharpens the distribution, high flattens it)."""
     model.eval()

@@ -1,0 +1,25 @@
+"""`gpt2-scratch generate CKPT "prompt"`: continue a prompt with a checkpoint, printing tokens as they come."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="continue a prompt with a trained checkpoint",
+        description="Sample a continuation of PROMPT with top-k and temperature, streaming it as it is generated.",
+    )
+    parser.add_argument("checkpoint", help="a model folder, or a run folder (its latest checkpoint is used)")
+    parser.add_argument("prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=50)
+    parser.add_argument("--top-k", type=int, default=25, help="sample among the k likeliest tokens (0: all)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 picks the likeliest token (greedy)")
+    parser.add_argument("--seed", type=int, help="seed for a repeatable sample")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from gpt2_scratch.training.generate import generate_text
+
+    print(args.prompt, end="", flush=True)
+    generate_text(args.checkpoint, args.prompt, args.max_new_tokens, args.top_k, args.temperature, args.seed, stream=True)
+    return 0
