@@ -167,3 +167,12 @@ def test_batches_are_padded_to_their_longest_text_and_truncated(tokenizer_dir):
     assert batch["attention_mask"].sum(-1).tolist() == lengths[:2]
     assert torch.equal(batch["labels"], torch.tensor([0, 1]))
     assert (batch["input_ids"][0, lengths[0] :] == tokenizer.pad_token_id).all()
+
+
+def test_save_to_disk_folder(tmp_path):
+    dataset = datasets.Dataset.from_dict({"sentence": ["great film", "dull plot", "loved it"] * 10, "stars": [5, 1, 5] * 10})
+    dataset.train_test_split(test_size=0.2, seed=0).save_to_disk(tmp_path / "reviews")
+    splits = load_labelled_texts(tmp_path / "reviews", text_column="sentence", label_column="stars")
+    assert splits["train"].features["label"].names == ["1", "5"]
+    assert (len(splits["train"]), len(splits["validation"]), len(splits["test"])) == (21, 3, 6)
+    assert sorted(splits["test"]["text"]) == sorted(datasets.load_from_disk(tmp_path / "reviews")["test"]["sentence"])

@@ -4,11 +4,25 @@ import json
 
 import pytest
 import torch
-from transformers import AutoTokenizer, DataCollatorWithPadding, GPT2Config, GPT2ForSequenceClassification, pipeline
+from transformers import (
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    pipeline,
+)
 
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForSequenceClassification
-from gpt2_scratch.classification import apply_freezing, classify, merge_lora, trainable_parameter_names
+from gpt2_scratch.classification import (
+    apply_freezing,
+    classification_model,
+    classify,
+    merge_lora,
+    trainable_parameter_names,
+)
 from gpt2_scratch.cli import main as cli
+from gpt2_scratch.conversion import convert
 from gpt2_scratch.tokenization import gpt2_tokenizer
 
 LABELS = ["ham", "spam"]
@@ -138,3 +152,23 @@ def test_classify_pipeline_and_cli_agree(saved_classifier, capsys):
 def test_classify_rejects_empty_text(saved_classifier):
     with pytest.raises(ValueError, match="text 1 is ''"):
         classify(["fine", ""], saved_classifier)
+
+
+def test_classifier_from_converted_transformers_gpt2_matches_transformers(tmp_path, tokenizer):
+    """The path of OpenAI's weights (a transformers GPT-2 checkpoint, converted): the trunk comes over exactly, the
+    head is new, and the result classifies as transformers' own GPT-2 classifier with the same head."""
+    torch.manual_seed(1)
+    source = GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=64, n_embd=64, n_layer=2, n_head=4))
+    source.save_pretrained(tmp_path / "hf")
+    convert(str(tmp_path / "hf"), str(tmp_path / "converted"))
+    model = classification_model(str(tmp_path / "converted"), LABELS, tokenizer).eval()
+    assert model.config.id2label == {0: "ham", 1: "spam"} and model.config.pad_token_id == tokenizer.pad_token_id
+
+    twin = GPT2ForSequenceClassification.from_pretrained(
+        tmp_path / "hf", num_labels=2, pad_token_id=tokenizer.pad_token_id
+    ).eval()
+    with torch.no_grad():
+        twin.score.weight.copy_(model.score.weight)
+    batch = tokenizer(["Urgent! You have won a 1 week FREE membership", "ok"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, twin(**batch).logits, rtol=1e-5, atol=1e-5)
