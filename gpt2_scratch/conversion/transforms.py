@@ -199,7 +199,7 @@ class FoldHeadBias(Transform):
 
     The head computes W h + b on h = LN(x), whose last step adds the shift s. For v with W v = b,
     W (LN(x) + v) = W h + b: the shift s + v and no bias give the same logits. With fewer classes than
-    channels, v = W^T (W W^T)^-1 b solves it exactly (computed in float64). Their tensors are (shift, bias),
+    channels, v = pinv(W) b = W^T (W W^T)^-1 b solves it exactly (computed in float64). Their tensors are (shift, bias),
     and the import also reads W; the export writes the shift as it is and a zero bias, so that our
     model -> their format -> our model is bit-identical.
     """
@@ -215,7 +215,7 @@ class FoldHeadBias(Transform):
         if not bias.any():
             return shift
         w = weight.double()
-        v = w.t() @ torch.linalg.solve(w @ w.t(), bias.double())
+        v = torch.linalg.pinv(w) @ bias.double()  # the least-norm v; exact unless W's rows are dependent
         error = (w @ v - bias.double()).abs().max().item()
         if error > 1e-6 * max(1.0, bias.abs().max().item()):
             raise ValueError(
