@@ -17,17 +17,18 @@ def register(subparsers) -> None:
         "train-classifier",
         help="fine-tune a checkpoint into a text classifier",
         description="Fine-tune CKPT on labelled texts with transformers' Trainer; save the classifier, metrics.json "
-        "(accuracy before/after on every split), the settings and the loss/accuracy/confusion-matrix plots in OUT.",
+        "(accuracy before/after on every split), the settings and the loss/accuracy/confusion-matrix plots in DIR.",
     )
-    parser.add_argument("--base", required=True, help="checkpoint folder (causal LM or converted OpenAI weights)")
+    parser.add_argument("--base", required=True, metavar="CKPT", help="checkpoint folder (causal LM or converted OpenAI weights)")
     parser.add_argument(
         "--data",
         required=True,
+        metavar="FILE_OR_DATASET",
         help="'sms-spam', a CSV/TSV/JSON/JSONL/Parquet file (split 70/10/20), a folder of *train*/*val*/*test* "
         "files, a save_to_disk folder, or a datasets name",
     )
-    parser.add_argument("--out", required=True, help="folder for the classifier (must not exist, unless --overwrite)")
-    parser.add_argument("--freeze", default="all-but-last-block", help=POLICY_HELP)
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the classifier (must not exist, unless --overwrite)")
+    parser.add_argument("--freeze", default="all-but-last-block", metavar="POLICY", help=POLICY_HELP)
     parser.add_argument("--epochs", type=float, default=5.0)
     parser.add_argument("--lr", type=float, default=5e-5, dest="learning_rate", help="AdamW learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.1)
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--tokenizer", help="tokenizer folder (default: the base checkpoint's, else GPT-2's)")
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--lora-alpha", type=int, default=16)
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
