@@ -2,13 +2,19 @@
 GPT-2 generate() with the same weights, and the training levers against plain training. Speed itself is measured
 by benchmarks/run.py, never here."""
 
+import copy
+
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 
 from gpt2_scratch.conversion import from_transformers_gpt2
 from gpt2_scratch.generation import PreallocatedCache, generate_tokens, stream_generate, stream_text
+from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
 from gpt2_scratch.tokenization import gpt2_tokenizer
+from gpt2_scratch.training.optim import decay_groups
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
 
@@ -149,3 +155,63 @@ def test_stream_text_flushes_an_incomplete_character_at_the_end(tokenizer):
 def test_stream_generate_rejects_an_empty_prompt(pair, tokenizer):
     with pytest.raises(ValueError, match="prompt is empty"):
         next(stream_generate(pair[1], tokenizer, ""))
+
+
+# --- training levers -----------------------------------------------------------------------------------------------
+
+
+def padded_copy(ours, multiple=64):
+    """Our model with its vocabulary padded to a multiple of `multiple`, holding the same weights."""
+    config = copy.deepcopy(ours.config)
+    config.pad_vocab_size_to_multiple_of = multiple
+    padded = ScratchGPT2ForCausalLM(config).eval()
+    state = ours.state_dict()
+    wte = padded.transformer.wte.weight.detach().clone()
+    wte[: config.vocab_size] = state["transformer.wte.weight"]
+    padded.load_state_dict({**state, "transformer.wte.weight": wte, "lm_head.weight": wte})
+    return padded
+
+
+def test_padded_vocabulary_changes_no_output(pair, tmp_path):
+    reference, ours = pair
+    padded = padded_copy(ours)
+    assert padded.transformer.wte.weight.shape[0] == 50304 and padded.lm_head.weight is padded.transformer.wte.weight
+    input_ids = torch.randint(0, 50257, (2, 10), generator=torch.Generator().manual_seed(5))
+
+    expected = reference(input_ids, labels=input_ids)
+    actual = padded(input_ids, labels=input_ids)
+    assert actual.logits.shape == expected.logits.shape
+    torch.testing.assert_close(actual.logits, expected.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(actual.loss, expected.loss, atol=1e-6, rtol=1e-6)
+    assert torch.equal(
+        padded.generate(input_ids, max_new_tokens=8, do_sample=False, pad_token_id=50256),
+        reference.generate(input_ids, max_new_tokens=8, do_sample=False, pad_token_id=50256),
+    )
+
+    actual.loss.backward()
+    expected.loss.backward()
+    gradient = padded.transformer.wte.weight.grad
+    torch.testing.assert_close(gradient[:50257], reference.transformer.wte.weight.grad, atol=1e-6, rtol=1e-4)
+    assert not gradient[50257:].any()  # the padding rows never learn anything
+    padded.zero_grad(), reference.zero_grad()
+
+    padded.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(reloaded(input_ids).logits, padded(input_ids).logits)
+
+
+def test_fused_adamw_step_equals_the_plain_one(pair):
+    _, ours = pair
+    input_ids = torch.randint(0, 50257, (2, 16), generator=torch.Generator().manual_seed(6))
+    results = []
+    for fused in (False, True):
+        model = copy.deepcopy(ours).train()
+        optimizer = torch.optim.AdamW(decay_groups(model, 0.1), lr=1e-3, fused=fused)
+        for _ in range(2):
+            model(input_ids, labels=input_ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        results.append(model.state_dict())
+    for name, tensor in results[0].items():
+        torch.testing.assert_close(results[1][name], tensor, atol=1e-6, rtol=1e-5, msg=name)
+    assert not torch.equal(results[0]["transformer.h.0.mlp.c_fc.weight"], ours.state_dict()["transformer.h.0.mlp.c_fc.weight"])

@@ -246,7 +246,7 @@ class ScratchGPT2Model(ScratchGPT2PreTrainedModel):
 
     def __init__(self, config: ScratchGPT2Config):
         super().__init__(config)
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wte = nn.Embedding(config.padded_vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([Block(config, layer_idx=i) for i in range(config.n_layer)])
@@ -349,7 +349,7 @@ class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
     def __init__(self, config: ScratchGPT2Config):
         super().__init__(config)
         self.transformer = ScratchGPT2Model(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         self.post_init()
 
     def forward(
@@ -384,7 +384,8 @@ class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
         )
         hidden_states = outputs.last_hidden_state
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        logits = self.lm_head(hidden_states[:, keep, :])
+        # With a padded vocabulary (config.pad_vocab_size_to_multiple_of) the extra columns are dropped.
+        logits = self.lm_head(hidden_states[:, keep, :])[..., : self.config.vocab_size]
 
         loss = None
         if labels is not None:
