@@ -1,6 +1,6 @@
 """Peak resident memory (RSS) of one action, measured in a fresh process so that nothing else is counted.
 
-    python benchmarks/memory_probe.py load --impl ours|reference --checkpoint DIR [--dtype bfloat16]
+    python benchmarks/memory_probe.py load --impl ours|ours-streaming|reference --checkpoint DIR [--dtype bfloat16]
     python benchmarks/memory_probe.py train --impl ours|reference --size small --batch 4 --seq 256
     python benchmarks/memory_probe.py convert --checkpoint DIR --output DIR --layout transformers
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 
 import torch
@@ -25,7 +24,13 @@ from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports kilobytes
+    """The high-water mark of this process's resident memory (VmHWM). Not getrusage's ru_maxrss: Linux carries
+    that over from the parent across fork and exec, so a child's peak below its parent's size would not show."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise RuntimeError("no VmHWM in /proc/self/status: peak RSS is measured on Linux only")
 
 
 def touch_every_weight(model):
@@ -35,8 +40,16 @@ def touch_every_weight(model):
 
 
 def load(impl: str, checkpoint: str, dtype: torch.dtype):
-    model_class = ScratchGPT2ForCausalLM if impl == "ours" else transformers.GPT2LMHeadModel
-    touch_every_weight(model_class.from_pretrained(checkpoint, dtype=dtype))
+    """ours: from_pretrained, as transformers loads any model; ours-streaming: gpt2_scratch.conversion.load_model,
+    which reads one tensor at a time with positioned reads (no memory map) and casts it before the next."""
+    if impl == "ours-streaming":
+        from gpt2_scratch.conversion import load_model
+
+        model = load_model(checkpoint, dtype=dtype)
+    else:
+        model_class = ScratchGPT2ForCausalLM if impl == "ours" else transformers.GPT2LMHeadModel
+        model = model_class.from_pretrained(checkpoint, dtype=dtype)
+    touch_every_weight(model)
 
 
 def train(impl: str, size: str, batch: int, seq: int):
@@ -65,7 +78,7 @@ def convert(checkpoint: str, output: str, layout: str):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["load", "train", "convert"])
-    parser.add_argument("--impl", choices=["ours", "reference"], default="ours")
+    parser.add_argument("--impl", choices=["ours", "ours-streaming", "reference"], default="ours")
     parser.add_argument("--checkpoint")
     parser.add_argument("--output", help="convert: the folder to write")
     parser.add_argument("--layout", default="transformers", help="convert: the layout to write")

@@ -351,11 +351,10 @@ def bench_memory(report: Report, size: str, plan: Plan):
         converted = probe("convert", "--checkpoint", str(ours_dir), "--output", str(reference_dir), "--layout", "transformers")
         add_memory_rows(report, size, "convert ours -> transformers checkpoint", [gigabytes(converted)], note)
         for dtype in ("float32", "bfloat16"):
-            pairs = [
-                gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(checkpoint), "--impl", impl))
-                for impl, checkpoint in (("ours", ours_dir), ("reference", reference_dir))
-            ]
-            add_memory_rows(report, size, f"load fp32 checkpoint as {dtype} (+ 8-token forward)", pairs, note)
+            reference = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(reference_dir), "--impl", "reference"))
+            for impl, how in (("ours", "from_pretrained"), ("ours-streaming", "conversion.load_model")):
+                ours = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(ours_dir), "--impl", impl))
+                add_memory_rows(report, size, f"load fp32 checkpoint as {dtype}, ours by {how}", [ours, reference], note)
         if not fits_training(size):
             print(f"  (training step of {size} skipped: it would not fit in this machine's memory)")
             return
