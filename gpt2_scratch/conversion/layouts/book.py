@@ -2,8 +2,9 @@
 
 Neither format records hyperparameters: they come from the shapes (the number of heads is guessed as
 width / 64, as in every GPT-2 size, unless given). Both LayerNorms are GPT-2's (biased variance); the book's
-adds eps=1e-5 inside the square root like ours, the compatible one adds none, a difference below float32
-rounding for trained weights, so the import keeps GPT-2's eps.
+adds eps=1e-5 inside the square root like ours, the compatible one adds none. The import keeps GPT-2's eps, the
+one the weights were trained with: it scales a LayerNorm's output by 1/sqrt(1 + eps/var), a relative 5e-6 or
+less wherever the variance is 1 or more.
 """
 
 from __future__ import annotations
