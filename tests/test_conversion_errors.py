@@ -35,6 +35,7 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the test's own pickle
 def test_pickle_with_code_is_refused_and_never_run(tmp_path, gpt2):
     marker = tmp_path / "code-ran"
     torch.save({"model_state_dict": dict(gpt2.state_dict()), "payload": RunsCode(marker)}, tmp_path / "model.pth")

@@ -93,3 +93,18 @@ def test_mismatch_lists_every_problem_in_one_error(gpt2):
     assert "missing (1): transformer.h.1.ln_2.bias [64]" in message
     assert "unexpected (1): transformer.h.0.surprise" in message
     assert "transformer.h.0.attn.c_proj.weight is [64, 65], expected [64, 64]" in message
+
+
+def test_exported_folders_load_with_from_pretrained(gpt2, tokens, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from gpt2_scratch.conversion import save_model
+
+    ours = from_transformers_gpt2(gpt2)
+    reloaded = GPT2LMHeadModel.from_pretrained(save_model(ours, tmp_path / "hf", layout="transformers"))
+    assert_same_state_dicts(reloaded.state_dict(), gpt2.state_dict())
+    assert reloaded.lm_head.weight.data_ptr() == reloaded.transformer.wte.weight.data_ptr()
+    assert (tmp_path / "hf" / "generation_config.json").is_file()
+    ours_again = AutoModelForCausalLM.from_pretrained(save_model(ours, tmp_path / "scratch"))  # our own layout
+    assert isinstance(ours_again, ScratchGPT2ForCausalLM)
+    assert max_logit_difference(ours_again, gpt2, tokens) <= 1e-5
