@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime
 import gc
 import json
@@ -42,6 +43,7 @@ from benchmarks.harness import Report, Row, machine_description, markdown_table,
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
 from gpt2_scratch.conversion import to_transformers_gpt2  # noqa: E402
 from gpt2_scratch.generation import generate_tokens  # noqa: E402
+from gpt2_scratch.speed import pad_vocabulary  # noqa: E402
 
 SECTIONS = ("forward", "train", "generate", "mfu", "memory")
 
@@ -101,70 +103,66 @@ def interleaved(candidates: dict, plan: Plan) -> dict[str, list]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def bench_forward(report: Report, size: str, ours, reference, plan: Plan):
+def timed_candidates(models: dict, run, plan: Plan) -> dict[str, list[float]]:
+    """Seconds per call of run(name, model) for each model (our variants and the reference), interleaved."""
+    calls = {name: (lambda n=name, m=model: time_call(lambda: run(n, m), plan.device)) for name, model in models.items()}
+    return interleaved(calls, plan)
+
+
+def bench_forward(report: Report, size: str, variants: dict, reference, plan: Plan):
+    models = {**variants, "reference": reference}
     for batch, seq in plan.forward_shapes:
-        if seq > ours.config.n_positions:
+        if seq > reference.config.n_positions:
             continue
         input_ids = random_tokens(batch, seq, plan.device)
         for dtype_name in ("fp32", "bf16-autocast"):
 
-            def forward(model):
+            def forward(name, model):
                 with torch.inference_mode(), autocast(plan.device, dtype_name):
                     model(input_ids, use_cache=False)
 
-            seconds = interleaved(
-                {
-                    "ours": lambda: time_call(lambda: forward(ours), plan.device),
-                    "reference": lambda: time_call(lambda: forward(reference), plan.device),
-                },
-                plan,
-            )
+            seconds = timed_candidates(models, forward, plan)
+            for name in variants:
+                report.add(
+                    Row(
+                        "forward", size, f"b{batch}x{seq} {dtype_name} {name}", "tok/s",
+                        throughput(seconds[name], batch * seq), throughput(seconds["reference"], batch * seq),
+                    )
+                )
+
+
+def bench_train(report: Report, size: str, variants: dict, reference, plan: Plan):
+    """One step of AdamW over all parameters; variants named "... fused AdamW" use torch's fused kernel, the others
+    (and the reference) its default one."""
+    batch, seq = plan.train_shape
+    seq = min(seq, reference.config.n_positions)
+    input_ids = random_tokens(batch, seq, plan.device)
+    models = {**variants, "reference": reference}
+    optimizers = {
+        name: torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True if "fused" in name else None)
+        for name, model in models.items()
+    }
+
+    for dtype_name in ("fp32", "bf16-autocast"):
+
+        def step(name, model):
+            with autocast(plan.device, dtype_name):
+                loss = model(input_ids, labels=input_ids, use_cache=False).loss
+            loss.backward()
+            optimizers[name].step()
+            optimizers[name].zero_grad(set_to_none=True)
+
+        for model in models.values():
+            model.train()
+        seconds = timed_candidates(models, step, plan)
+        for name in variants:
             report.add(
                 Row(
-                    "forward", size, f"b{batch}x{seq} {dtype_name}", "tok/s",
-                    throughput(seconds["ours"], batch * seq), throughput(seconds["reference"], batch * seq),
+                    "train", size, f"b{batch}x{seq} {dtype_name} {name}", "tok/s",
+                    throughput(seconds[name], batch * seq), throughput(seconds["reference"], batch * seq),
                 )
             )
-
-
-def training_step(model, optimizer, input_ids, plan: Plan, dtype_name: str):
-    with autocast(plan.device, dtype_name):
-        loss = model(input_ids, labels=input_ids, use_cache=False).loss
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def bench_train(report: Report, size: str, ours, reference, plan: Plan):
-    batch, seq = plan.train_shape
-    seq = min(seq, ours.config.n_positions)
-    input_ids = random_tokens(batch, seq, plan.device)
-    for model in (ours, reference):
-        model.train()
-    optimizers = {
-        "ours": torch.optim.AdamW(ours.parameters(), lr=1e-4, weight_decay=0.1),
-        "reference": torch.optim.AdamW(reference.parameters(), lr=1e-4, weight_decay=0.1),
-    }
-    for dtype_name in ("fp32", "bf16-autocast"):
-        seconds = interleaved(
-            {
-                "ours": lambda: time_call(
-                    lambda: training_step(ours, optimizers["ours"], input_ids, plan, dtype_name), plan.device
-                ),
-                "reference": lambda: time_call(
-                    lambda: training_step(reference, optimizers["reference"], input_ids, plan, dtype_name),
-                    plan.device,
-                ),
-            },
-            plan,
-        )
-        report.add(
-            Row(
-                "train", size, f"b{batch}x{seq} {dtype_name} AdamW", "tok/s",
-                throughput(seconds["ours"], batch * seq), throughput(seconds["reference"], batch * seq),
-            )
-        )
-    for model in (ours, reference):
+    for model in models.values():
         model.eval()
         model.zero_grad(set_to_none=True)
 
@@ -217,7 +215,10 @@ def timed_lean_loop(model, input_ids, new_tokens: int, device: str):
 
 
 def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
+    """Greedy decoding; the bf16 variant holds its weights in bfloat16 (half the bytes to read per token), so its
+    tokens may part from the float32 reference's where two logits are nearly tied."""
     new = plan.new_tokens
+    ours_bf16 = copy.deepcopy(ours).to(torch.bfloat16)
     for batch in plan.generate_batches:
         input_ids = random_tokens(batch, plan.prompt_length, plan.device)
         candidates = {
@@ -226,6 +227,7 @@ def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
                 ours, input_ids, new, plan.device, cache_implementation="static"
             ),
             "ours lean loop (generation.py)": lambda: timed_lean_loop(ours, input_ids, new, plan.device),
+            "ours lean loop, bf16 weights": lambda: timed_lean_loop(ours_bf16, input_ids, new, plan.device),
             "reference": lambda: timed_generate(reference, input_ids, new, plan.device),
         }
         with torch.inference_mode():
@@ -334,12 +336,13 @@ def write_random_checkpoint(size: str, folder: Path) -> float:
     return sum(4 * torch.Size(shape).numel() for shape in shapes.values()) / 1e9
 
 
-def fits_training(size: str) -> bool:
-    """One fp32 AdamW step holds weights, gradients and two moments (16 bytes a parameter) plus activations."""
+def fits_training(size: str, models: int = 1) -> bool:
+    """Whether `models` models can train at once: one fp32 AdamW step holds weights, gradients and two moments
+    (16 bytes a parameter) plus activations."""
     config = ScratchGPT2Config.from_preset(size)
     with torch.device("meta"):
         parameters = sum(p.numel() for p in ScratchGPT2ForCausalLM(config).parameters())
-    return 16 * parameters < 0.6 * (harness.total_memory_gb() or 0) * 1e9
+    return models * 16 * parameters < 0.6 * (harness.total_memory_gb() or 0) * 1e9
 
 
 def bench_memory(report: Report, size: str, plan: Plan):
@@ -417,15 +420,19 @@ def main(argv=None):
         if not set(args.sections) - {"memory"}:
             continue
         ours, reference = build_pair(size, args.device)
+        padded = pad_vocabulary(copy.deepcopy(ours), 64)
         if "forward" in args.sections:
-            bench_forward(report, size, ours, reference, plan)
-        if "train" in args.sections:
-            bench_train(report, size, ours, reference, plan)
+            bench_forward(report, size, {"ours": ours, "ours padded vocab": padded}, reference, plan)
         if "generate" in args.sections:
             bench_generate(report, size, ours, reference, plan)
+        if "train" in args.sections:  # last: training steps change the weights
+            variants = {"ours": ours}
+            if fits_training(size, models=3):
+                variants["ours padded vocab + fused AdamW"] = padded
+            bench_train(report, size, variants, reference, plan)
         if "mfu" in args.sections:
             bench_mfu(report, size, plan)
-        del ours, reference
+        del ours, padded, reference
         gc.collect()
     print()
     print(markdown_table(report.rows))

@@ -12,7 +12,7 @@ import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 
 from gpt2_scratch.conversion import from_transformers_gpt2
 from gpt2_scratch.generation import PreallocatedCache, generate_tokens, stream_generate, stream_text
-from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
+from gpt2_scratch.speed import pad_vocabulary
 from gpt2_scratch.tokenization import gpt2_tokenizer
 from gpt2_scratch.training.optim import decay_groups
 
@@ -160,21 +160,9 @@ def test_stream_generate_rejects_an_empty_prompt(pair, tokenizer):
 # --- training levers -----------------------------------------------------------------------------------------------
 
 
-def padded_copy(ours, multiple=64):
-    """Our model with its vocabulary padded to a multiple of `multiple`, holding the same weights."""
-    config = copy.deepcopy(ours.config)
-    config.pad_vocab_size_to_multiple_of = multiple
-    padded = ScratchGPT2ForCausalLM(config).eval()
-    state = ours.state_dict()
-    wte = padded.transformer.wte.weight.detach().clone()
-    wte[: config.vocab_size] = state["transformer.wte.weight"]
-    padded.load_state_dict({**state, "transformer.wte.weight": wte, "lm_head.weight": wte})
-    return padded
-
-
 def test_padded_vocabulary_changes_no_output(pair, tmp_path):
     reference, ours = pair
-    padded = padded_copy(ours)
+    padded = pad_vocabulary(copy.deepcopy(ours), 64)
     assert padded.transformer.wte.weight.shape[0] == 50304 and padded.lm_head.weight is padded.transformer.wte.weight
     input_ids = torch.randint(0, 50257, (2, 10), generator=torch.Generator().manual_seed(5))
 
@@ -194,6 +182,9 @@ def test_padded_vocabulary_changes_no_output(pair, tmp_path):
     torch.testing.assert_close(gradient[:50257], reference.transformer.wte.weight.grad, atol=1e-6, rtol=1e-4)
     assert not gradient[50257:].any()  # the padding rows never learn anything
     padded.zero_grad(), reference.zero_grad()
+
+    with pytest.raises(ValueError, match="multiple must be a positive integer"):
+        pad_vocabulary(padded, 0)
 
     padded.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
