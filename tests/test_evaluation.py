@@ -2,6 +2,7 @@
 judge, and the MMLU scorer on files written here with a model whose answers are known."""
 
 import json
+import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -21,6 +22,7 @@ from gpt2_scratch.evaluation import (
     score_mmlu,
 )
 from gpt2_scratch.evaluation.mmlu import letter_token_ids
+from gpt2_scratch.instruct import ALPACA
 from gpt2_scratch.tokenization import gpt2_tokenizer
 
 MAX_REQUESTS = 20
@@ -238,7 +240,7 @@ def test_mmlu_rejects_malformed_examples(tmp_path):
         load_mmlu(path)
 
 
-def test_evaluate_commands_judge_and_mmlu(tmp_path, tokenizer, tiny_model, capsys):
+def test_evaluate_commands_judge_mmlu_and_loss(tmp_path, tokenizer, tiny_model, capsys):
     from gpt2_scratch.cli import main
 
     responses = tmp_path / "responses.json"
@@ -259,3 +261,19 @@ def test_evaluate_commands_judge_and_mmlu(tmp_path, tokenizer, tiny_model, capsy
     expected = score_mmlu(tiny_model, tokenizer, load_mmlu(questions), show_progress=False)
     assert json.loads((tmp_path / "scores.json").read_text())["accuracy"] == expected.accuracy
     assert main(["evaluate", "judge", str(tmp_path / "missing.json"), "--url", server.url]) == 2
+
+    # loss over 3 records, batched and padded, equals the per-token mean of each record's loss computed alone
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([{k: r[k] for k in ("instruction", "input", "output")} for r in RECORDS]))
+    capsys.readouterr()
+    assert main(["evaluate", "loss", "--model", str(checkpoint), "--data", str(records), "--split-name", "all"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    total, count = 0.0, 0
+    for record in RECORDS:
+        ids = tokenizer.encode(ALPACA.query(record) + record["output"]) + [tokenizer.eos_token_id]
+        with torch.no_grad():
+            logits = tiny_model(torch.tensor([ids])).logits[0, :-1]
+        total += torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="sum").item()
+        count += len(ids) - 1
+    assert reported["loss"] == pytest.approx(total / count, rel=1e-5)
+    assert reported["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-5)
