@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from gpt2_scratch.conversion import LAYOUTS, convert, detect_layout
-from gpt2_scratch.conversion.verify import verify
+from gpt2_scratch.conversion import LAYOUTS, convert, detect_layout, verify
 
 
 def small_random_gpt2(folder: Path) -> Path:

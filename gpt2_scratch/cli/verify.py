@@ -18,7 +18,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from gpt2_scratch.conversion.verify import verify
+    from gpt2_scratch.conversion import verify
 
     overrides = {"n_head": args.n_head} if args.n_head else {}
     report = verify(args.a, args.b, atol=args.atol, **overrides)

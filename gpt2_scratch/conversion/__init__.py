@@ -15,6 +15,7 @@ from .api import (
 )
 from .engine import LayoutMismatchError
 from .layouts import LAYOUTS
+from .verification import VerifyReport, verify
 
 __all__ = [
     "LAYOUTS",
@@ -26,4 +27,6 @@ __all__ = [
     "load_model",
     "save_model",
     "to_transformers_gpt2",
+    "verify",
+    "VerifyReport",
 ]
