@@ -355,7 +355,7 @@ def bench_memory(report: Report, size: str, plan: Plan):
         add_memory_rows(report, size, "convert ours -> transformers checkpoint", [gigabytes(converted)], note)
         for dtype in ("float32", "bfloat16"):
             reference = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(reference_dir), "--impl", "reference"))
-            for impl, how in (("ours", "from_pretrained"), ("ours-streaming", "conversion.load_model")):
+            for impl, how in (("ours", "from_pretrained"), ("ours-low-memory", "speed.load_low_memory")):
                 ours = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(ours_dir), "--impl", impl))
                 add_memory_rows(report, size, f"load fp32 checkpoint as {dtype}, ours by {how}", [ours, reference], note)
         if not fits_training(size):
