@@ -120,3 +120,16 @@ def test_gguf_export_read_back_with_ggufs_reader(gpt2, tokens, tmp_path, tokeniz
         assert np.array_equal(np.asarray(stored[name].data), want.numpy()), name
     ours = load_model(out)
     assert max_logit_difference(ours, gpt2, tokens) <= (1e-5 if dtype == "float32" else 5e-2)
+
+
+def test_gguf_tokenizer_comes_back_out_as_vocab_and_merges(gpt2, tmp_path, tokenizer_dir):
+    source = tmp_path / "hf"
+    gpt2.save_pretrained(source)
+    vocab = tiny_tokenizer_files(tokenizer_dir, source)
+    exported = convert(source, tmp_path / "gguf", to_layout="gguf")
+    alone = tmp_path / "alone"  # only the .gguf file: the tokenizer must come from inside it
+    alone.mkdir()
+    (exported / "model.gguf").rename(alone / "model.gguf")
+    back = convert(alone / "model.gguf", tmp_path / "back", to_layout="transformers")
+    assert json.loads((back / "vocab.json").read_text(encoding="utf-8")) == vocab
+    assert (back / "merges.txt").read_text().splitlines()[1:] == (source / "merges.txt").read_text().splitlines()[1:]

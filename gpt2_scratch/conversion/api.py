@@ -162,7 +162,8 @@ def convert(src, dst, *, from_layout: str | None = None, to_layout: str = "scrat
     out_dtype = parse_dtype(dtype) or source_dtype
     card = model_card(checkpoint.origin, source_layout.name, target, hparams, out_dtype)
     return write_checkpoint(Path(dst), target, hparams, plan, tensors, out_dtype, card,
-                            tokenizer_folder=checkpoint.folder, max_shard_bytes=max_shard_bytes)
+                            tokenizer_folder=checkpoint.folder, tokenizer_files=checkpoint.tokenizer_files,
+                            max_shard_bytes=max_shard_bytes)
 
 
 def peek_dtype(tensors: Iterator[tuple[str, torch.Tensor]]) -> tuple[torch.dtype, Iterator[tuple[str, torch.Tensor]]]:

@@ -75,6 +75,7 @@ class Checkpoint:
     container: str  # "state_dict", "model", "safetensors", "torch", "tf-bundle", "llmc", "gguf"
     metadata: dict = field(default_factory=dict)  # config.json, hparams.json, nanoGPT's model_args, headers
     folder: Path | None = None  # where tokenizer files may sit beside the weights
+    tokenizer_files: dict[str, str] = field(default_factory=dict)  # a tokenizer stored inside the weights file
 
 
 # Dicts that checkpoints wrap their state dict in: the book's training checkpoints, nanoGPT's ckpt.pt.

@@ -27,7 +27,8 @@ OPENAI_TOKENIZER_FILES = {"encoder.json": "vocab.json", "vocab.bpe": "merges.txt
 
 def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[ExportItem],
                      tensors: Iterator[tuple[str, torch.Tensor]], dtype: torch.dtype, card: str,
-                     tokenizer_folder: Path | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
+                     tokenizer_folder: Path | None = None, tokenizer_files: dict[str, str] | None = None,
+                     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
     """Write `tensors` (in `plan`'s order) in the layout's container, with its config files, into folder `dst`."""
     dst = Path(dst)
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
@@ -36,7 +37,7 @@ def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[Export
     work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     work.chmod(0o755)  # mkdtemp makes it private; the finished checkpoint is an ordinary folder
     try:
-        copy_tokenizer(tokenizer_folder, work)  # first: a GGUF export embeds it
+        copy_tokenizer(tokenizer_folder, tokenizer_files or {}, work)  # first: a GGUF export embeds it
         with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
             WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
@@ -66,19 +67,23 @@ def write_torch_pickle(work, layout, hparams, plan, tensors, dtype, max_shard_by
     torch.save(layout.wrap_state_dict(state_dict, hparams), work / layout.weights_file)
 
 
-def copy_tokenizer(source: Path | None, work: Path) -> list[str]:
-    """Copy the tokenizer that came with the source, if any (OpenAI's encoder.json/vocab.bpe become vocab.json/merges.txt)."""
-    if source is None or not source.is_dir():
-        return []
+def copy_tokenizer(source: Path | None, embedded: dict[str, str], work: Path) -> list[str]:
+    """Copy the tokenizer that came with the source, if any: files beside its weights (OpenAI's encoder.json and
+    vocab.bpe become vocab.json and merges.txt), or one stored inside the weights file (GGUF)."""
     copied = []
-    for name in TOKENIZER_FILES:
-        if (source / name).is_file():
-            shutil.copyfile(source / name, work / name)
+    if source is not None and source.is_dir():
+        for name in TOKENIZER_FILES:
+            if (source / name).is_file():
+                shutil.copyfile(source / name, work / name)
+                copied.append(name)
+        for name, ours in OPENAI_TOKENIZER_FILES.items():
+            if (source / name).is_file() and not (work / ours).exists():
+                shutil.copyfile(source / name, work / ours)
+                copied.append(ours)
+    for name, text in embedded.items():
+        if not (work / name).exists():
+            (work / name).write_text(text, encoding="utf-8")
             copied.append(name)
-    for name, ours in OPENAI_TOKENIZER_FILES.items():
-        if (source / name).is_file() and not (work / ours).exists():
-            shutil.copyfile(source / name, work / ours)
-            copied.append(ours)
     return copied
 
 

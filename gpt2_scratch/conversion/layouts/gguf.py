@@ -97,7 +97,17 @@ def gguf_checkpoint(path: Path, origin: str) -> Checkpoint:
     except (ValueError, OSError, IndexError) as error:
         raise ValueError(f"{path} is not a readable GGUF file ({error}); it may be truncated.") from None
     scalars = {name: field.contents() for name, field in reader.fields.items() if field.types and field.types[0] != GGUFValueType.ARRAY}
-    return Checkpoint(GGUFSource(reader), origin, "gguf", {"gguf": scalars}, path.parent)
+    return Checkpoint(GGUFSource(reader), origin, "gguf", {"gguf": scalars}, path.parent, embedded_tokenizer(reader))
+
+
+def embedded_tokenizer(reader) -> dict[str, str]:
+    """GPT-2's BPE tokenizer from the tokenizer.ggml.* metadata, as vocab.json and merges.txt."""
+    fields = reader.fields
+    if "tokenizer.ggml.model" not in fields or fields["tokenizer.ggml.model"].contents() != "gpt2":
+        return {}
+    tokens, merges = fields["tokenizer.ggml.tokens"].contents(), fields["tokenizer.ggml.merges"].contents()
+    vocab = {token: index for index, token in enumerate(tokens)}
+    return {"vocab.json": json.dumps(vocab, ensure_ascii=False), "merges.txt": "\n".join(["#version: 0.2", *merges]) + "\n"}
 
 
 def write_gguf(folder, layout, hparams, plan, tensors, dtype, max_shard_bytes):
