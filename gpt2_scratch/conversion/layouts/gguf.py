@@ -85,7 +85,7 @@ def gguf_module():
     try:
         import gguf
     except ImportError:
-        raise RuntimeError("reading or writing GGUF needs the gguf package: pip install gguf") from None
+        raise RuntimeError("reading or writing GGUF needs the gguf package: pip install 'gpt2-scratch[gguf]'") from None
     return gguf
 
 
