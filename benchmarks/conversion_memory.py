@@ -71,10 +71,14 @@ def main():
         source.mkdir()
         start = time.perf_counter()
         size = write_random_transformers_checkpoint(source, hparams)
-        print(f"wrote a random {args.preset} transformers checkpoint: {size / 1e9:.2f} GB in {time.perf_counter() - start:.0f} s")
+        print(
+            f"wrote a random {args.preset} transformers checkpoint: {size / 1e9:.2f} GB "
+            f"in {time.perf_counter() - start:.0f} s"
+        )
 
-        child = subprocess.run([sys.executable, "-c", CHILD, str(source), str(target), args.to],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, str(source), str(target), args.to], capture_output=True, text=True, check=True
+        )
         baseline_kb, seconds = child.stdout.split()[-2:]
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         written = sum(p.stat().st_size for p in target.glob("*.safetensors"))

@@ -88,7 +88,9 @@ def test_book_layout_names_and_mask(ours):
     assert torch.equal(theirs["out_head.weight"], theirs["tok_emb.weight"])  # the course keeps a tied copy
     fused = ours.state_dict()["transformer.h.0.attn.c_attn.weight"]
     assert torch.equal(theirs["trf_blocks.0.att.W_key.weight"], fused[64:128])
-    assert torch.equal(theirs["trf_blocks.0.ff.layers.2.weight"], ours.state_dict()["transformer.h.0.mlp.c_proj.weight"])
+    assert torch.equal(
+        theirs["trf_blocks.0.ff.layers.2.weight"], ours.state_dict()["transformer.h.0.mlp.c_proj.weight"]
+    )
     assert torch.equal(theirs["trf_blocks.0.norm2.shift"], ours.state_dict()["transformer.h.0.ln_2.bias"])
 
 
@@ -111,8 +113,13 @@ def test_book_training_checkpoint_with_untied_head(tmp_path, tokens):
     gpt2 = random_gpt2(4, tie_word_embeddings=False)  # the course's 163M model trains its own out_head
     theirs = export_state_dict(from_transformers_gpt2(gpt2), "book")
     assert not torch.equal(theirs["out_head.weight"], theirs["tok_emb.weight"])
-    optimizer_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 4e-4, "params": [0]}]}
-    torch.save({"model_state_dict": theirs, "optimizer_state_dict": optimizer_state}, tmp_path / "model_and_optimizer.pth")
+    optimizer_state = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.zeros(3)}},
+        "param_groups": [{"lr": 4e-4, "params": [0]}],
+    }
+    torch.save(
+        {"model_state_dict": theirs, "optimizer_state_dict": optimizer_state}, tmp_path / "model_and_optimizer.pth"
+    )
     assert detect_layout(tmp_path / "model_and_optimizer.pth", n_head=4) == "book"
     ours = load_model(tmp_path / "model_and_optimizer.pth", n_head=4)
     assert ours.config.tie_word_embeddings is False
@@ -125,8 +132,17 @@ def test_nanogpt_compiled_checkpoint_with_mask_buffers(ours, gpt2, tokens, tmp_p
     for i in range(TINY["n_layer"]):  # nanoGPT keeps this buffer when flash attention is unavailable
         compiled[f"_orig_mod.transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(32, 32)).view(1, 1, 32, 32)
     model_args = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, bias=True, vocab_size=300, dropout=0.0)
-    torch.save({"model": compiled, "model_args": model_args, "iter_num": 10, "best_val_loss": torch.tensor(3.2),
-                "optimizer": {"state": {}, "param_groups": []}, "config": {}}, tmp_path / "ckpt.pt")
+    torch.save(
+        {
+            "model": compiled,
+            "model_args": model_args,
+            "iter_num": 10,
+            "best_val_loss": torch.tensor(3.2),
+            "optimizer": {"state": {}, "param_groups": []},
+            "config": {},
+        },
+        tmp_path / "ckpt.pt",
+    )
     assert detect_layout(tmp_path) == "nanogpt"
     back = load_model(tmp_path)
     assert back.config.n_head == 4 and back.config.resid_pdrop == 0.0
@@ -143,7 +159,9 @@ def test_nanogpt_without_biases_is_refused(ours, tmp_path):
 def test_transformers_export_of_a_model_without_qkv_bias_writes_zeros(tokens):
     gpt2 = random_gpt2(5)
     model = from_transformers_gpt2(gpt2)
-    no_bias = load_model({k: v for k, v in export_state_dict(model, "book").items() if ".att.W_" not in k or "weight" in k}, n_head=4)
+    no_bias = load_model(
+        {k: v for k, v in export_state_dict(model, "book").items() if ".att.W_" not in k or "weight" in k}, n_head=4
+    )
     theirs = export_state_dict(no_bias, "transformers")
     assert torch.equal(theirs["transformer.h.1.attn.c_attn.bias"], torch.zeros(192))
     reference = copy.deepcopy(gpt2)
@@ -187,7 +205,9 @@ def test_classifier_exports_to_transformers_sequence_classification(book_classif
     from transformers import GPT2ForSequenceClassification
 
     classifier = load_model(book_classifier, n_head=4)
-    reloaded = GPT2ForSequenceClassification.from_pretrained(save_model(classifier, tmp_path / "hf", layout="transformers"))
+    reloaded = GPT2ForSequenceClassification.from_pretrained(
+        save_model(classifier, tmp_path / "hf", layout="transformers")
+    )
     with torch.no_grad():
         for row in tokens:  # transformers' GPT-2 classifier wants a pad token for batches; one row at a time
             assert (reloaded(row[None]).logits - classifier(row[None]).logits).abs().max() <= 1e-5

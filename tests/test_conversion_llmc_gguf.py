@@ -38,7 +38,7 @@ def max_logit_difference(a, b, tokens) -> float:
 
 
 def llmc_bytes(gpt2: GPT2LMHeadModel, dtype: torch.dtype) -> bytes:
-    """An llm.c model file as llm.c's train_gpt2.py writes it: header, padded wte, wpe, then each kind for all layers."""
+    """An llm.c model file as llm.c's train_gpt2.py writes it: header, padded wte, wpe, each kind for all layers."""
     params = {name: tensor.detach() for name, tensor in gpt2.state_dict().items()}
     for name in params:  # llm.c's PyTorch reference model uses nn.Linear: weights (out, in)
         if name.endswith(LINEARS):
@@ -46,13 +46,34 @@ def llmc_bytes(gpt2: GPT2LMHeadModel, dtype: torch.dtype) -> bytes:
     config = gpt2.config
     padded = math.ceil(config.vocab_size / 128) * 128
     header = torch.zeros(256, dtype=torch.int32)
-    header[:8] = torch.tensor([20240326, {torch.float32: 3, torch.bfloat16: 5}[dtype], config.n_positions,
-                               config.vocab_size, config.n_layer, config.n_head, config.n_embd, padded])
+    header[:8] = torch.tensor(
+        [
+            20240326,
+            {torch.float32: 3, torch.bfloat16: 5}[dtype],
+            config.n_positions,
+            config.vocab_size,
+            config.n_layer,
+            config.n_head,
+            config.n_embd,
+            padded,
+        ]
+    )
     wte = params["transformer.wte.weight"]
     order = [torch.cat([wte, torch.zeros(padded - wte.shape[0], wte.shape[1])]), params["transformer.wpe.weight"]]
-    kinds = ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-             "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-             "mlp.c_proj.weight", "mlp.c_proj.bias"]
+    kinds = [
+        "ln_1.weight",
+        "ln_1.bias",
+        "attn.c_attn.weight",
+        "attn.c_attn.bias",
+        "attn.c_proj.weight",
+        "attn.c_proj.bias",
+        "ln_2.weight",
+        "ln_2.bias",
+        "mlp.c_fc.weight",
+        "mlp.c_fc.bias",
+        "mlp.c_proj.weight",
+        "mlp.c_proj.bias",
+    ]
     order += [params[f"transformer.h.{i}.{kind}"] for kind in kinds for i in range(config.n_layer)]
     order += [params["transformer.ln_f.weight"], params["transformer.ln_f.bias"]]
     data = b"".join(t.to(dtype).contiguous().view(-1).view(torch.uint8).numpy().tobytes() for t in order)
@@ -97,7 +118,9 @@ def test_gguf_export_read_back_with_ggufs_reader(gpt2, tokens, tmp_path, tokeniz
     out = convert(source, tmp_path / "gguf", to_layout="gguf", dtype=dtype)
     reader = GGUFReader(out / "model.gguf")
     assert reader.fields["general.architecture"].contents() == "gpt2"
-    assert reader.fields["gpt2.block_count"].contents() == 2 and reader.fields["gpt2.attention.head_count"].contents() == 4
+    assert (
+        reader.fields["gpt2.block_count"].contents() == 2 and reader.fields["gpt2.attention.head_count"].contents() == 4
+    )
     if vocab is None:
         assert "tokenizer.ggml.tokens" not in reader.fields
     else:
@@ -106,11 +129,15 @@ def test_gguf_export_read_back_with_ggufs_reader(gpt2, tokens, tmp_path, tokeniz
         assert reader.fields["tokenizer.ggml.merges"].contents()[0] == "Ġ t"
         assert reader.fields["tokenizer.ggml.eos_token_id"].contents() == 299
     stored = {tensor.name: tensor for tensor in reader.tensors}
-    expected = {"token_embd.weight": gpt2.transformer.wte.weight, "position_embd.weight": gpt2.transformer.wpe.weight,
-                "blk.1.attn_qkv.weight": gpt2.transformer.h[1].attn.c_attn.weight.t(),
-                "blk.1.attn_qkv.bias": gpt2.transformer.h[1].attn.c_attn.bias,
-                "blk.0.ffn_down.weight": gpt2.transformer.h[0].mlp.c_proj.weight.t(),
-                "blk.0.attn_norm.weight": gpt2.transformer.h[0].ln_1.weight, "output_norm.bias": gpt2.transformer.ln_f.bias}
+    expected = {
+        "token_embd.weight": gpt2.transformer.wte.weight,
+        "position_embd.weight": gpt2.transformer.wpe.weight,
+        "blk.1.attn_qkv.weight": gpt2.transformer.h[1].attn.c_attn.weight.t(),
+        "blk.1.attn_qkv.bias": gpt2.transformer.h[1].attn.c_attn.bias,
+        "blk.0.ffn_down.weight": gpt2.transformer.h[0].mlp.c_proj.weight.t(),
+        "blk.0.attn_norm.weight": gpt2.transformer.h[0].ln_1.weight,
+        "output_norm.bias": gpt2.transformer.ln_f.bias,
+    }
     assert len(stored) == 2 + 12 * 2 + 2 and "output.weight" not in stored  # a tied head is not stored
     for name, tensor in expected.items():
         want = tensor.detach()

@@ -24,18 +24,32 @@ def expected() -> dict[str, np.ndarray]:
 
 def gpt2_from_openai_arrays(arrays: dict, hparams: dict) -> GPT2LMHeadModel:
     """The oracle: transformers' GPT-2 filled straight from the TF variables (its Conv1D stores (in, out) like TF)."""
-    config = GPT2Config(vocab_size=hparams["n_vocab"], n_positions=hparams["n_ctx"], n_embd=hparams["n_embd"],
-                        n_head=hparams["n_head"], n_layer=hparams["n_layer"], bos_token_id=0, eos_token_id=0)
+    config = GPT2Config(
+        vocab_size=hparams["n_vocab"],
+        n_positions=hparams["n_ctx"],
+        n_embd=hparams["n_embd"],
+        n_head=hparams["n_head"],
+        n_layer=hparams["n_layer"],
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     model = GPT2LMHeadModel(config).eval()
-    names = {"wte.weight": "model/wte", "wpe.weight": "model/wpe", "ln_f.weight": "model/ln_f/g", "ln_f.bias": "model/ln_f/b"}
+    names = {
+        "wte.weight": "model/wte",
+        "wpe.weight": "model/wpe",
+        "ln_f.weight": "model/ln_f/g",
+        "ln_f.bias": "model/ln_f/b",
+    }
     for i in range(hparams["n_layer"]):
         for part in ("ln_1", "ln_2"):
             names[f"h.{i}.{part}.weight"], names[f"h.{i}.{part}.bias"] = f"model/h{i}/{part}/g", f"model/h{i}/{part}/b"
         for part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
             tf_name = f"model/h{i}/" + part.replace(".", "/")
             names[f"h.{i}.{part}.weight"], names[f"h.{i}.{part}.bias"] = tf_name + "/w", tf_name + "/b"
-    state = {name: torch.from_numpy(arrays[tf_name].reshape(model.transformer.state_dict()[name].shape))
-             for name, tf_name in names.items()}
+    state = {
+        name: torch.from_numpy(arrays[tf_name].reshape(model.transformer.state_dict()[name].shape))
+        for name, tf_name in names.items()
+    }
     model.transformer.load_state_dict(state)
     return model
 
@@ -83,7 +97,9 @@ def test_conversion_to_transformers_carries_openais_tokenizer_files(tmp_path, to
     assert (out / "merges.txt").read_bytes() == (tokenizer_dir / "vocab.bpe").read_bytes()
     assert "openai-tf" in (out / "README.md").read_text()
     reloaded = GPT2LMHeadModel.from_pretrained(out)
-    assert torch.equal(reloaded.transformer.h[1].mlp.c_fc.weight, load_model(source).transformer.h[1].mlp.c_fc.weight.t())
+    assert torch.equal(
+        reloaded.transformer.h[1].mlp.c_fc.weight, load_model(source).transformer.h[1].mlp.c_fc.weight.t()
+    )
 
 
 def test_corrupt_data_and_truncated_index_are_reported(tmp_path):

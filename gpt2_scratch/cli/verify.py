@@ -5,13 +5,16 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "verify", help="compare two checkpoints in any layouts",
+        "verify",
+        help="compare two checkpoints in any layouts",
         description="Load two checkpoints in any layouts; report per-tensor equality, the largest logit difference on "
         "fixed prompts and whether greedy continuations agree. Exit status 1 when they disagree.",
     )
     parser.add_argument("a", help="first checkpoint (file, folder or Hub repo id)")
     parser.add_argument("b", help="second checkpoint")
-    parser.add_argument("--atol", type=float, default=1e-4, help="largest logit difference that still agrees (default 1e-4)")
+    parser.add_argument(
+        "--atol", type=float, default=1e-4, help="largest logit difference that still agrees (default 1e-4)"
+    )
     parser.add_argument("--exact", action="store_true", help="disagree unless every tensor is bit-identical")
     parser.add_argument("--n-head", type=int, help="attention heads, for layouts that do not record them")
     parser.set_defaults(func=run)

@@ -22,8 +22,14 @@ from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
 from .writers import DEFAULT_MAX_SHARD_BYTES, model_card, write_checkpoint
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
 
 # Which layouts a container can hold, most specific first; detection tries them in this order.
 CANDIDATES = {
@@ -73,7 +79,7 @@ def bind_any(checkpoint: Checkpoint, layout: str | None = None, **overrides):
 
 
 def detect_layout(src, **overrides) -> str:
-    """The name of the layout an unknown checkpoint is in (see LAYOUTS); one error listing the differences if none fits."""
+    """The name of the layout an unknown checkpoint is in (see LAYOUTS), or one error listing the differences."""
     return bind_any(open_checkpoint(src), **overrides)[0].name
 
 
@@ -145,8 +151,16 @@ def parse_dtype(dtype) -> torch.dtype | None:
     return DTYPES[dtype]
 
 
-def convert(src, dst, *, from_layout: str | None = None, to_layout: str = "scratch", dtype=None,
-            max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, **overrides) -> Path:
+def convert(
+    src,
+    dst,
+    *,
+    from_layout: str | None = None,
+    to_layout: str = "scratch",
+    dtype=None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    **overrides,
+) -> Path:
     """Convert a checkpoint in any layout into a new folder `dst` in layout `to_layout`, one tensor at a time.
 
     `dtype` ("float32", "float16", "bfloat16") defaults to the source's. `overrides` set hyperparameters the
@@ -161,9 +175,18 @@ def convert(src, dst, *, from_layout: str | None = None, to_layout: str = "scrat
     source_dtype, tensors = peek_dtype(export_tensors(target, hparams, our_reader(bound, hparams)))
     out_dtype = parse_dtype(dtype) or source_dtype
     card = model_card(checkpoint.origin, source_layout.name, target, hparams, out_dtype)
-    return write_checkpoint(Path(dst), target, hparams, plan, tensors, out_dtype, card,
-                            tokenizer_folder=checkpoint.folder, tokenizer_files=checkpoint.tokenizer_files,
-                            max_shard_bytes=max_shard_bytes)
+    return write_checkpoint(
+        Path(dst),
+        target,
+        hparams,
+        plan,
+        tensors,
+        out_dtype,
+        card,
+        tokenizer_folder=checkpoint.folder,
+        tokenizer_files=checkpoint.tokenizer_files,
+        max_shard_bytes=max_shard_bytes,
+    )
 
 
 def peek_dtype(tensors: Iterator[tuple[str, torch.Tensor]]) -> tuple[torch.dtype, Iterator[tuple[str, torch.Tensor]]]:

@@ -152,7 +152,7 @@ def find_problems(bound: BoundCheckpoint, hparams: dict) -> dict[str, list[str]]
     ours_present = our_shapes(hparams)
     for r in bound.layout.bind(hparams):
         needed = r.ours is not None and r.ours in ours_present
-        for name, expected in zip(r.theirs, r.their_shapes):
+        for name, expected in zip(r.theirs, r.their_shapes, strict=True):
             if bound.has(name):
                 claimed.add(name)
                 if bound.shape(name) != expected:
@@ -220,10 +220,16 @@ def exported_rules(layout: Layout, hparams: dict) -> list[BoundRule]:
 
 def export_plan(layout: Layout, hparams: dict) -> list[ExportItem]:
     """Their tensors' names and shapes, in the format's order."""
-    return [ExportItem(name, shape, r) for r in exported_rules(layout, hparams) for name, shape in zip(r.theirs, r.their_shapes)]
+    return [
+        ExportItem(name, shape, r)
+        for r in exported_rules(layout, hparams)
+        for name, shape in zip(r.theirs, r.their_shapes, strict=True)
+    ]
 
 
-def export_tensors(layout: Layout, hparams: dict, read_ours: Callable[[str], torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
+def export_tensors(
+    layout: Layout, hparams: dict, read_ours: Callable[[str], torch.Tensor]
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Their tensors, one by one, in the format's order (the order of `export_plan`)."""
     ours_present = our_shapes(hparams)
     for r in exported_rules(layout, hparams):
@@ -231,7 +237,7 @@ def export_tensors(layout: Layout, hparams: dict, read_ours: Callable[[str], tor
             tensors = r.transform.to_theirs(read_ours(r.ours))
         else:
             tensors = r.fallback.their_tensors(r, hparams, read_ours)
-        yield from zip(r.theirs, tensors)
+        yield from zip(r.theirs, tensors, strict=True)
 
 
 def state_dict_reader(state_dict: dict) -> Callable[[str], torch.Tensor]:
@@ -247,4 +253,3 @@ def bind_checked(layout: Layout, checkpoint: Checkpoint, overrides: dict | None 
         raise LayoutMismatchError(layout, checkpoint.origin, None, {"unreadable": [repr(error)]}) from None
     check(bound, hparams)
     return bound, hparams
-

@@ -9,8 +9,8 @@ format keeps in its state dict). The engine (engine.py) applies a layout in eith
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -23,7 +23,7 @@ class Fallback:
 
     name = "fallback"
 
-    def their_tensors(self, rule: "BoundRule", hparams: dict, read_ours: Callable[[str], torch.Tensor]):
+    def their_tensors(self, rule: BoundRule, hparams: dict, read_ours: Callable[[str], torch.Tensor]):
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -79,7 +79,9 @@ class Rule:
         return "{i}" in (self.ours or "") or any("{i}" in name for name in self.theirs)
 
 
-def rule(ours: str | None, theirs: str | tuple[str, ...], transform: Transform = IDENTITY, fallback=None, reads=()) -> Rule:
+def rule(
+    ours: str | None, theirs: str | tuple[str, ...], transform: Transform = IDENTITY, fallback=None, reads=()
+) -> Rule:
     return Rule(ours, (theirs,) if isinstance(theirs, str) else tuple(theirs), transform, fallback, tuple(reads))
 
 
@@ -149,8 +151,15 @@ class Layout:
             their_shapes = tuple(r.transform.their_shapes(shapes[ours]))
         else:  # a buffer only they have: its fallback knows its shape
             their_shapes = (r.fallback.buffer_shape(hparams),)
-        return BoundRule(ours, tuple(fill(n) for n in r.theirs), r.transform, r.fallback,
-                         shapes.get(ours), tuple(tuple(s) for s in their_shapes), tuple(fill(n) for n in r.reads))
+        return BoundRule(
+            ours,
+            tuple(fill(n) for n in r.theirs),
+            r.transform,
+            r.fallback,
+            shapes.get(ours),
+            tuple(tuple(s) for s in their_shapes),
+            tuple(fill(n) for n in r.reads),
+        )
 
     def is_ignored(self, name: str) -> bool:
         return any(re.fullmatch(pattern, name) for pattern in self.ignored)

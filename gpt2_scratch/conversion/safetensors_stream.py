@@ -18,8 +18,16 @@ from pathlib import Path
 import torch
 
 DTYPE_NAMES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
 }
 DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
 
@@ -41,8 +49,13 @@ def plan_shards(items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype, ma
     return shards + ([current] if current else [])
 
 
-def write_shard(path: Path, items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype,
-                tensors: Iterator[tuple[str, torch.Tensor]], metadata: dict[str, str] | None = None) -> int:
+def write_shard(
+    path: Path,
+    items: list[tuple[str, tuple[int, ...]]],
+    dtype: torch.dtype,
+    tensors: Iterator[tuple[str, torch.Tensor]],
+    metadata: dict[str, str] | None = None,
+) -> int:
     """Write the tensors named in `items`, taken in that order from `tensors`; returns the bytes of data written."""
     header, offset = {"__metadata__": metadata or {"format": "pt"}}, 0
     for name, shape in items:
@@ -57,21 +70,28 @@ def write_shard(path: Path, items: list[tuple[str, tuple[int, ...]]], dtype: tor
         for name, shape in items:
             got_name, tensor = next(tensors)
             if got_name != name or tuple(tensor.shape) != tuple(shape):
-                raise RuntimeError(f"internal error: expected {name} {list(shape)}, got {got_name} {list(tensor.shape)}")
+                raise RuntimeError(
+                    f"internal error: expected {name} {list(shape)}, got {got_name} {list(tensor.shape)}"
+                )
             handle.write(tensor.to(dtype).contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return offset
 
 
-def write_sharded(folder: Path, items: list[tuple[str, tuple[int, ...]]], dtype: torch.dtype,
-                  tensors: Iterator[tuple[str, torch.Tensor]], max_shard_bytes: int) -> list[str]:
-    """model.safetensors, or model-0000i-of-0000n.safetensors plus model.safetensors.index.json as transformers names them."""
+def write_sharded(
+    folder: Path,
+    items: list[tuple[str, tuple[int, ...]]],
+    dtype: torch.dtype,
+    tensors: Iterator[tuple[str, torch.Tensor]],
+    max_shard_bytes: int,
+) -> list[str]:
+    """model.safetensors, or model-0000i-of-0000n.safetensors and model.safetensors.index.json (transformers' names)."""
     shards = plan_shards(items, dtype, max_shard_bytes)
     if len(shards) == 1:
         write_shard(folder / "model.safetensors", shards[0], dtype, tensors)
         return ["model.safetensors"]
     names = [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))]
     weight_map, total = {}, 0
-    for name, shard in zip(names, shards):
+    for name, shard in zip(names, shards, strict=True):
         total += write_shard(folder / name, shard, dtype, tensors)
         weight_map.update({tensor_name: name for tensor_name, _ in shard})
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -99,9 +119,13 @@ class SafetensorsFile:
         for name, entry in header.items():
             begin, end = entry["data_offsets"]
             if entry["dtype"] not in DTYPES_BY_NAME:
-                raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, which this reader does not take.")
+                raise ValueError(
+                    f"{path}: tensor {name!r} has dtype {entry['dtype']}, which this reader does not take."
+                )
             if end - begin != element_size(DTYPES_BY_NAME[entry["dtype"]]) * math.prod(entry["shape"]):
-                raise ValueError(f"{path}: tensor {name!r} has a byte range that does not match its shape; the file is corrupt.")
+                raise ValueError(
+                    f"{path}: tensor {name!r} has a byte range that does not match its shape; the file is corrupt."
+                )
             if self.data_start + end > size:
                 raise ValueError(f"{path} is truncated: tensor {name!r} runs past the end of the file ({size} bytes).")
 

@@ -147,7 +147,9 @@ def torch_checkpoint(path: Path, origin: str) -> Checkpoint:
     if not isinstance(loaded, Mapping):
         raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict.")
     tensors, metadata = unwrap_state_dict(loaded, origin)
-    return Checkpoint(StateDictSource(tensors), origin, "torch", {**side_metadata(path.parent), **metadata}, path.parent)
+    return Checkpoint(
+        StateDictSource(tensors), origin, "torch", {**side_metadata(path.parent), **metadata}, path.parent
+    )
 
 
 def open_folder(folder: Path, origin: str) -> Checkpoint:

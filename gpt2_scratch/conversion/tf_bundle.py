@@ -24,8 +24,18 @@ BLOCK_TRAILER_SIZE = 5  # 1 byte compression type + 4 bytes masked CRC32C
 LARGE = 1 << 20  # tensors from this many bytes on are checked with the numpy CRC
 
 # TensorFlow's DataType enum (types.proto) -> numpy dtype; bfloat16 is read as uint16 and reinterpreted.
-DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-          10: np.bool_, 14: "bfloat16", 19: np.float16}
+DTYPES = {
+    1: np.float32,
+    2: np.float64,
+    3: np.int32,
+    4: np.uint8,
+    5: np.int16,
+    6: np.int8,
+    9: np.int64,
+    10: np.bool_,
+    14: "bfloat16",
+    19: np.float16,
+}
 
 
 # ---------------------------------------------------------------------------------------------- CRC32C
@@ -147,7 +157,8 @@ def proto_fields(data: bytes) -> list[tuple[int, int | bytes]]:
 
 
 def parse_entry(data: bytes) -> dict:
-    """A BundleEntryProto: dtype=1, shape=2 (TensorShapeProto: dim=2 {size=1}), shard_id=3, offset=4, size=5, crc32c=6, slices=7."""
+    """A BundleEntryProto: dtype=1, shape=2 (TensorShapeProto: dim=2 {size=1}), shard_id=3, offset=4, size=5,
+    crc32c=6, slices=7."""
     entry = {"dtype": 0, "shape": [], "shard_id": 0, "offset": 0, "size": 0, "crc32c": None, "sliced": False}
     for number, value in proto_fields(data):
         if number == 1:
@@ -176,7 +187,9 @@ def read_block(data: bytes, offset: int, size: int, path: Path) -> bytes:
     if mask(crc32c(block + trailer[:1])) != stored_crc:
         raise ValueError(f"{path} is corrupt: a block's CRC32C does not match.")
     if compression != 0:
-        raise ValueError(f"{path} uses block compression {compression}; only uncompressed tables (TensorFlow's default) are read.")
+        raise ValueError(
+            f"{path} uses block compression {compression}; only uncompressed tables (TensorFlow's default) are read."
+        )
     return block
 
 
@@ -202,7 +215,7 @@ def block_handle(value: bytes, pos: int = 0) -> tuple[int, int, int]:
 
 
 def read_index(path: Path) -> tuple[dict, dict[str, dict]]:
-    """The BundleHeaderProto (num_shards=1, endianness=2, version=3) and every tensor entry of a .index file, by name."""
+    """The BundleHeaderProto (num_shards=1, endianness=2, version=3) and the tensor entries of a .index file."""
     data = path.read_bytes()
     if len(data) < FOOTER_SIZE or struct.unpack("<Q", data[-8:])[0] != TABLE_MAGIC:
         raise ValueError(f"{path} is not a TensorFlow checkpoint index (no table footer); it may be truncated.")
@@ -234,7 +247,9 @@ class TFBundleSource(TensorSource):
         self.num_shards = header.get(1, 1)
         unsupported = [name for name, entry in self.entries.items() if entry["sliced"] or entry["dtype"] not in DTYPES]
         if unsupported:
-            raise ValueError(f"{index_path} holds partitioned or non-numeric tensors this reader does not take: {unsupported[:5]}")
+            raise ValueError(
+                f"{index_path} holds partitioned or non-numeric tensors this reader does not take: {unsupported[:5]}"
+            )
 
     def shard_path(self, shard_id: int) -> Path:
         return Path(f"{self.prefix}.data-{shard_id:05d}-of-{self.num_shards:05d}")
@@ -270,4 +285,6 @@ def tf_checkpoint(index_path: Path, origin: str) -> Checkpoint:
     """OpenAI's release: model.ckpt.index + .data-* beside hparams.json (and encoder.json, vocab.bpe)."""
     if index_path.suffix != ".index":
         index_path = Path(str(index_path) + ".index")
-    return Checkpoint(TFBundleSource(index_path), origin, "tf-bundle", side_metadata(index_path.parent), index_path.parent)
+    return Checkpoint(
+        TFBundleSource(index_path), origin, "tf-bundle", side_metadata(index_path.parent), index_path.parent
+    )

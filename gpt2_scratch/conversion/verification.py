@@ -35,12 +35,20 @@ class VerifyReport:
     @property
     def agree(self) -> bool:
         """Same tensors by name, logits within atol, same greedy continuations."""
-        return not self.missing_in_a and not self.missing_in_b and self.max_logit_difference <= self.atol and self.greedy_agree
+        return (
+            not self.missing_in_a
+            and not self.missing_in_b
+            and self.max_logit_difference <= self.atol
+            and self.greedy_agree
+        )
 
     def summary(self) -> str:
         differing = [name for name, equal in self.tensors_equal.items() if not equal]
-        lines = [f"A: {self.a}", f"B: {self.b}",
-                 f"tensors: {len(self.tensors_equal) - len(differing)} of {len(self.tensors_equal)} bit-identical"]
+        lines = [
+            f"A: {self.a}",
+            f"B: {self.b}",
+            f"tensors: {len(self.tensors_equal) - len(differing)} of {len(self.tensors_equal)} bit-identical",
+        ]
         for name in differing[:10]:
             lines.append(f"  {name}: max |A - B| = {self.tensor_max_difference[name]:.3g}")
         if len(differing) > 10:
@@ -48,7 +56,10 @@ class VerifyReport:
         for side, names in (("only in A", self.missing_in_b), ("only in B", self.missing_in_a)):
             if names:
                 lines.append(f"{side}: {', '.join(names)}")
-        lines.append(f"max logit difference on {PROMPT_COUNT} fixed prompts: {self.max_logit_difference:.3g} (tolerance {self.atol:g})")
+        lines.append(
+            f"max logit difference on {PROMPT_COUNT} fixed prompts: {self.max_logit_difference:.3g} "
+            f"(tolerance {self.atol:g})"
+        )
         lines.append(f"{self.greedy_what}: {'agree' if self.greedy_agree else 'DIFFER'}")
         lines.append("verdict: " + ("identical" if self.identical else "agree" if self.agree else "DISAGREE"))
         return "\n".join(lines)
@@ -59,30 +70,47 @@ def fixed_prompts(vocab_size: int, length: int = PROMPT_LENGTH) -> torch.Tensor:
     return torch.randint(0, vocab_size, (PROMPT_COUNT, length), generator=torch.Generator().manual_seed(0))
 
 
-def verify(a, b, *, layout_a: str | None = None, layout_b: str | None = None, atol: float = 1e-4,
-           max_new_tokens: int = 16, **overrides) -> VerifyReport:
+def verify(
+    a,
+    b,
+    *,
+    layout_a: str | None = None,
+    layout_b: str | None = None,
+    atol: float = 1e-4,
+    max_new_tokens: int = 16,
+    **overrides,
+) -> VerifyReport:
     """Compare two checkpoints (any source `load_model` takes); `report.agree` says whether they hold the same model."""
     model_a = load_model(a, layout_a, dtype=None, **overrides)
     model_b = load_model(b, layout_b, dtype=None, **overrides)
-    report = VerifyReport(str(a) if not isinstance(a, torch.nn.Module) else type(a).__name__,
-                          str(b) if not isinstance(b, torch.nn.Module) else type(b).__name__, atol=atol)
+    report = VerifyReport(
+        str(a) if not isinstance(a, torch.nn.Module) else type(a).__name__,
+        str(b) if not isinstance(b, torch.nn.Module) else type(b).__name__,
+        atol=atol,
+    )
     compare_tensors(own_tensors(model_a), own_tensors(model_b), report)
     if report.missing_in_a or report.missing_in_b:
         return report
     model_a, model_b = model_a.float(), model_b.float()
     positions = min(model_a.config.n_positions, model_b.config.n_positions)
-    prompts = fixed_prompts(min(model_a.config.vocab_size, model_b.config.vocab_size), min(PROMPT_LENGTH, positions // 2))
+    prompts = fixed_prompts(
+        min(model_a.config.vocab_size, model_b.config.vocab_size), min(PROMPT_LENGTH, positions // 2)
+    )
     max_new_tokens = min(max_new_tokens, positions - prompts.shape[1])
     mask = torch.ones_like(prompts)
     with torch.no_grad():
         logits_a, logits_b = model_a(prompts, attention_mask=mask).logits, model_b(prompts, attention_mask=mask).logits
-        report.max_logit_difference = (logits_a - logits_b).abs().max().item() if logits_a.shape == logits_b.shape else float("inf")
+        report.max_logit_difference = (
+            (logits_a - logits_b).abs().max().item() if logits_a.shape == logits_b.shape else float("inf")
+        )
         if hasattr(model_a, "score") or hasattr(model_b, "score"):  # classifiers: the predicted classes, not text
             report.greedy_what = "predicted classes"
             report.greedy_agree = torch.equal(logits_a.argmax(-1), logits_b.argmax(-1))
         else:
             settings = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0, attention_mask=mask)
-            report.greedy_agree = torch.equal(model_a.generate(prompts, **settings), model_b.generate(prompts, **settings))
+            report.greedy_agree = torch.equal(
+                model_a.generate(prompts, **settings), model_b.generate(prompts, **settings)
+            )
     return report
 
 

@@ -3,7 +3,6 @@ a short model card), built in a temporary folder beside the destination and rena
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,10 +24,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 OPENAI_TOKENIZER_FILES = {"encoder.json": "vocab.json", "vocab.bpe": "merges.txt"}
 
 
-def write_checkpoint(dst: Path, layout: Layout, hparams: dict, plan: list[ExportItem],
-                     tensors: Iterator[tuple[str, torch.Tensor]], dtype: torch.dtype, card: str,
-                     tokenizer_folder: Path | None = None, tokenizer_files: dict[str, str] | None = None,
-                     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> Path:
+def write_checkpoint(
+    dst: Path,
+    layout: Layout,
+    hparams: dict,
+    plan: list[ExportItem],
+    tensors: Iterator[tuple[str, torch.Tensor]],
+    dtype: torch.dtype,
+    card: str,
+    tokenizer_folder: Path | None = None,
+    tokenizer_files: dict[str, str] | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> Path:
     """Write `tensors` (in `plan`'s order) in the layout's container, with its config files, into folder `dst`."""
     dst = Path(dst)
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
@@ -93,7 +100,8 @@ def model_card(origin: str, source_layout: str, target_layout: Layout, hparams: 
         "---\ntags:\n- gpt2\n- gpt2-scratch\n- converted\n---\n"
         f"# GPT-2 ({describe(hparams)})\n\n"
         f"Converted by `gpt2-scratch convert` from `{origin}` (layout `{source_layout}`) "
-        f"to the `{target_layout.name}` layout ({target_layout.description}), stored as {str(dtype).removeprefix('torch.')}.\n\n"
+        f"to the `{target_layout.name}` layout ({target_layout.description}), "
+        f"stored as {str(dtype).removeprefix('torch.')}.\n\n"
         "Check it against its source with `gpt2-scratch verify SOURCE THIS_FOLDER`.\n"
     )
 

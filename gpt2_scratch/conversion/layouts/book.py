@@ -39,12 +39,31 @@ def classifier_head(num_labels: int):
     """The course's classifier replaces out_head by nn.Linear(d, num_labels) with a bias, folded into final_norm."""
     return [
         rule("score.weight", "out_head.weight"),
-        rule("transformer.ln_f.bias", ("final_norm.shift", "out_head.bias"), FoldHeadBias(num_labels), reads=["out_head.weight"]),
+        rule(
+            "transformer.ln_f.bias",
+            ("final_norm.shift", "out_head.bias"),
+            FoldHeadBias(num_labels),
+            reads=["out_head.weight"],
+        ),
     ]
 
 
 def linear(ours: str, theirs: str):
-    return [rule(OURS + ours + ".weight", THEIRS + theirs + ".weight"), rule(OURS + ours + ".bias", THEIRS + theirs + ".bias")]
+    return [
+        rule(OURS + ours + ".weight", THEIRS + theirs + ".weight"),
+        rule(OURS + ours + ".bias", THEIRS + theirs + ".bias"),
+    ]
+
+
+# The course's config keys (GPT_CONFIG_124M) and ours; its one drop_rate is all three of our dropouts.
+COURSE_CONFIG_NAMES = {
+    "vocab_size": "vocab_size",
+    "context_length": "n_positions",
+    "emb_dim": "n_embd",
+    "n_heads": "n_head",
+    "n_layers": "n_layer",
+    "qkv_bias": "qkv_bias",
+}
 
 
 class CourseLayout(Layout):
@@ -52,31 +71,38 @@ class CourseLayout(Layout):
 
     def hparams_from_metadata(self, metadata: dict) -> dict:
         config = metadata.get("gpt_config") or {}
-        names = {"vocab_size": "vocab_size", "context_length": "n_positions", "emb_dim": "n_embd", "n_heads": "n_head",
-                 "n_layers": "n_layer", "qkv_bias": "qkv_bias"}
-        found = {ours: config[theirs] for theirs, ours in names.items() if theirs in config}
+        found = {ours: config[theirs] for theirs, ours in COURSE_CONFIG_NAMES.items() if theirs in config}
         if "drop_rate" in config:
-            found.update(embd_pdrop=config["drop_rate"], attn_pdrop=config["drop_rate"], resid_pdrop=config["drop_rate"])
+            found.update({name: config["drop_rate"] for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop")})
         return found
 
     def write_side_files(self, folder, hparams, dtype):
-        config = {"vocab_size": hparams["vocab_size"], "context_length": hparams["n_positions"],
-                  "emb_dim": hparams["n_embd"], "n_heads": hparams["n_head"], "n_layers": hparams["n_layer"],
-                  "drop_rate": hparams["resid_pdrop"], "qkv_bias": hparams["qkv_bias"]}
+        config = {theirs: hparams[ours] for theirs, ours in COURSE_CONFIG_NAMES.items()}
+        config["drop_rate"] = hparams["resid_pdrop"]
         (Path(folder) / "gpt_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 BOOK = CourseLayout(
     "book",
     "the course's GPTModel: tok_emb, pos_emb, trf_blocks.N.att.W_query|W_key|W_value, ff.layers.0|2, norm1|norm2",
-    shared_rules([
-        rule(OURS + "attn.c_attn.weight", tuple(THEIRS + f"att.W_{p}.weight" for p in ("query", "key", "value")), SPLIT_QKV),
-        rule(OURS + "attn.c_attn.bias", tuple(THEIRS + f"att.W_{p}.bias" for p in ("query", "key", "value")), SPLIT_QKV),
-        *linear("attn.c_proj", "att.out_proj"),
-        rule(None, THEIRS + "att.mask", fallback=CAUSAL_MASK),
-        *linear("mlp.c_fc", "ff.layers.0"),
-        *linear("mlp.c_proj", "ff.layers.2"),
-    ]),
+    shared_rules(
+        [
+            rule(
+                OURS + "attn.c_attn.weight",
+                tuple(THEIRS + f"att.W_{p}.weight" for p in ("query", "key", "value")),
+                SPLIT_QKV,
+            ),
+            rule(
+                OURS + "attn.c_attn.bias",
+                tuple(THEIRS + f"att.W_{p}.bias" for p in ("query", "key", "value")),
+                SPLIT_QKV,
+            ),
+            *linear("attn.c_proj", "att.out_proj"),
+            rule(None, THEIRS + "att.mask", fallback=CAUSAL_MASK),
+            *linear("mlp.c_fc", "ff.layers.0"),
+            *linear("mlp.c_proj", "ff.layers.2"),
+        ]
+    ),
     classifier_head=classifier_head,
     container="torch",
     weights_file="model.pth",
@@ -85,13 +111,15 @@ BOOK = CourseLayout(
 BOOK_OPENAI_COMPATIBLE = CourseLayout(
     "book-openai-compatible",
     "the seed's OpenAI-compatible GPT: course names outside the blocks, fused trf_blocks.N.attn.c_attn (3d, d)",
-    shared_rules([
-        *linear("attn.c_attn", "attn.c_attn"),
-        *linear("attn.c_proj", "attn.c_proj"),
-        rule(None, THEIRS + "attn.mask", fallback=CAUSAL_MASK),
-        *linear("mlp.c_fc", "mlp.c_fc"),
-        *linear("mlp.c_proj", "mlp.c_proj"),
-    ]),
+    shared_rules(
+        [
+            *linear("attn.c_attn", "attn.c_attn"),
+            *linear("attn.c_proj", "attn.c_proj"),
+            rule(None, THEIRS + "attn.mask", fallback=CAUSAL_MASK),
+            *linear("mlp.c_fc", "mlp.c_fc"),
+            *linear("mlp.c_proj", "mlp.c_proj"),
+        ]
+    ),
     classifier_head=classifier_head,
     container="torch",
     weights_file="model.pth",

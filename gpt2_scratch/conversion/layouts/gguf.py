@@ -29,9 +29,14 @@ class GGUFLayout(Layout):
         fields = metadata.get("gguf") or {}
         if fields.get("general.architecture", ARCH) != ARCH:
             raise ValueError(f"this GGUF file holds a {fields['general.architecture']!r} model, not GPT-2.")
-        names = {"context_length": "n_positions", "embedding_length": "n_embd", "block_count": "n_layer",
-                 "attention.head_count": "n_head", "feed_forward_length": "n_inner",
-                 "attention.layer_norm_epsilon": "layer_norm_epsilon"}
+        names = {
+            "context_length": "n_positions",
+            "embedding_length": "n_embd",
+            "block_count": "n_layer",
+            "attention.head_count": "n_head",
+            "feed_forward_length": "n_inner",
+            "attention.layer_norm_epsilon": "layer_norm_epsilon",
+        }
         found = {ours: fields[f"{ARCH}.{key}"] for key, ours in names.items() if f"{ARCH}.{key}" in fields}
         if found.get("n_inner") == 4 * found.get("n_embd", -1):
             found["n_inner"] = None
@@ -68,7 +73,9 @@ class GGUFSource(TensorSource):
         self.tensors = {tensor.name: tensor for tensor in reader.tensors}
         unsupported = [t.name for t in self.tensors.values() if t.tensor_type.name not in ("F32", "F16")]
         if unsupported:
-            raise ValueError(f"this GGUF file has quantized tensors ({unsupported[:3]} ...); only F32 and F16 are read.")
+            raise ValueError(
+                f"this GGUF file has quantized tensors ({unsupported[:3]} ...); only F32 and F16 are read."
+            )
 
     def names(self):
         return list(self.tensors)
@@ -96,7 +103,11 @@ def gguf_checkpoint(path: Path, origin: str) -> Checkpoint:
         reader = GGUFReader(path)
     except (ValueError, OSError, IndexError) as error:
         raise ValueError(f"{path} is not a readable GGUF file ({error}); it may be truncated.") from None
-    scalars = {name: field.contents() for name, field in reader.fields.items() if field.types and field.types[0] != GGUFValueType.ARRAY}
+    scalars = {
+        name: field.contents()
+        for name, field in reader.fields.items()
+        if field.types and field.types[0] != GGUFValueType.ARRAY
+    }
     return Checkpoint(GGUFSource(reader), origin, "gguf", {"gguf": scalars}, path.parent, embedded_tokenizer(reader))
 
 
@@ -107,7 +118,10 @@ def embedded_tokenizer(reader) -> dict[str, str]:
         return {}
     tokens, merges = fields["tokenizer.ggml.tokens"].contents(), fields["tokenizer.ggml.merges"].contents()
     vocab = {token: index for index, token in enumerate(tokens)}
-    return {"vocab.json": json.dumps(vocab, ensure_ascii=False), "merges.txt": "\n".join(["#version: 0.2", *merges]) + "\n"}
+    return {
+        "vocab.json": json.dumps(vocab, ensure_ascii=False),
+        "merges.txt": "\n".join(["#version: 0.2", *merges]) + "\n",
+    }
 
 
 def write_gguf(folder, layout, hparams, plan, tensors, dtype, max_shard_bytes):
@@ -120,7 +134,9 @@ def write_gguf(folder, layout, hparams, plan, tensors, dtype, max_shard_bytes):
     add_tokenizer(writer, Path(folder))
     for item in plan:
         stored = np.float16 if stored_dtype(item.shape, dtype) == torch.float16 else np.float32
-        writer.add_tensor_info(item.name, item.shape, np.dtype(stored), int(np.prod(item.shape)) * np.dtype(stored).itemsize)
+        writer.add_tensor_info(
+            item.name, item.shape, np.dtype(stored), int(np.prod(item.shape)) * np.dtype(stored).itemsize
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -152,8 +168,11 @@ def add_tokenizer(writer, folder: Path) -> bool:
         return False
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
     tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
-    merges = [line for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
-              if line and not line.startswith("#version")]
+    merges = [
+        line
+        for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#version")
+    ]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("gpt-2")
     writer.add_token_list(tokens)

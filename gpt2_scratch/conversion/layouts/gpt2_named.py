@@ -14,7 +14,10 @@ LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 def gpt2_named_rules(linear_transform, qkv_bias_fallback=None, head_fallback=None):
     """Rules for layouts that name every tensor as GPT-2 does; they differ only in how linear weights are stored."""
     block = "transformer.h.{i}."
-    rules = [rule("transformer.wte.weight", "transformer.wte.weight"), rule("transformer.wpe.weight", "transformer.wpe.weight")]
+    rules = [
+        rule("transformer.wte.weight", "transformer.wte.weight"),
+        rule("transformer.wpe.weight", "transformer.wpe.weight"),
+    ]
     rules += [rule(block + "ln_1." + p, block + "ln_1." + p) for p in ("weight", "bias")]
     for linear in LINEARS:
         rules.append(rule(block + linear + ".weight", block + linear + ".weight", linear_transform))
@@ -42,9 +45,24 @@ class TransformersLayout(Layout):
         if not config:
             return {}
         refuse_features_we_lack(config)
-        names = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
-                 "layer_norm_epsilon", "embd_pdrop", "attn_pdrop", "resid_pdrop", "bos_token_id", "eos_token_id",
-                 "pad_token_id", "qkv_bias", "tie_word_embeddings")
+        names = (
+            "vocab_size",
+            "n_positions",
+            "n_embd",
+            "n_layer",
+            "n_head",
+            "n_inner",
+            "activation_function",
+            "layer_norm_epsilon",
+            "embd_pdrop",
+            "attn_pdrop",
+            "resid_pdrop",
+            "bos_token_id",
+            "eos_token_id",
+            "pad_token_id",
+            "qkv_bias",
+            "tie_word_embeddings",
+        )
         return {name: config[name] for name in names if name in config}
 
     def write_side_files(self, folder, hparams, dtype):
@@ -59,7 +77,7 @@ class TransformersLayout(Layout):
 
 class ScratchLayout(TransformersLayout):
     def write_side_files(self, folder, hparams, dtype):
-        """config.json, generation_config.json and the model's code, as ScratchGPT2's own save_pretrained writes them."""
+        """config.json, generation_config.json and the model's code, as ScratchGPT2's save_pretrained writes them."""
         from transformers import GenerationConfig
         from transformers.dynamic_module_utils import custom_object_save
 
@@ -82,8 +100,11 @@ def scratch_auto_map() -> dict[str, str]:
     config_module = configuration_scratch_gpt2.__name__.rsplit(".", 1)[-1]
     model_module = modeling_scratch_gpt2.__name__.rsplit(".", 1)[-1]
     auto_map = {"AutoConfig": f"{config_module}.ScratchGPT2Config"}
-    for auto, head in (("AutoModel", "ScratchGPT2Model"), ("AutoModelForCausalLM", "ScratchGPT2ForCausalLM"),
-                       ("AutoModelForSequenceClassification", "ScratchGPT2ForSequenceClassification")):
+    for auto, head in (
+        ("AutoModel", "ScratchGPT2Model"),
+        ("AutoModelForCausalLM", "ScratchGPT2ForCausalLM"),
+        ("AutoModelForSequenceClassification", "ScratchGPT2ForSequenceClassification"),
+    ):
         auto_map[auto] = f"{model_module}.{head}"
     return auto_map
 
@@ -138,21 +159,38 @@ class NanoGPTLayout(Layout):
                 "this nanoGPT checkpoint was trained with bias=False (no biases in its LayerNorms and linear "
                 "layers); ScratchGPT2 always has them, so it cannot be converted."
             )
-        found = {"n_layer": args.get("n_layer"), "n_head": args.get("n_head"), "n_embd": args.get("n_embd"),
-                 "n_positions": args.get("block_size"), "vocab_size": args.get("vocab_size")}
+        found = {
+            "n_layer": args.get("n_layer"),
+            "n_head": args.get("n_head"),
+            "n_embd": args.get("n_embd"),
+            "n_positions": args.get("block_size"),
+            "vocab_size": args.get("vocab_size"),
+        }
         if "dropout" in args:
             found.update(embd_pdrop=args["dropout"], attn_pdrop=args["dropout"], resid_pdrop=args["dropout"])
         return {name: value for name, value in found.items() if value is not None}
 
     def wrap_state_dict(self, state_dict, hparams):
         """nanoGPT's ckpt.pt, as its train.py saves it (with no optimizer state: there was no training)."""
-        return {"model": state_dict, "model_args": self.model_args(hparams), "iter_num": 0, "best_val_loss": 1e9, "config": {}}
+        return {
+            "model": state_dict,
+            "model_args": self.model_args(hparams),
+            "iter_num": 0,
+            "best_val_loss": 1e9,
+            "config": {},
+        }
 
     def model_args(self, hparams: dict) -> dict:
         """The `model_args` nanoGPT's GPTConfig is built from."""
-        return dict(n_layer=hparams["n_layer"], n_head=hparams["n_head"], n_embd=hparams["n_embd"],
-                    block_size=hparams["n_positions"], bias=True, vocab_size=hparams["vocab_size"],
-                    dropout=hparams["resid_pdrop"])
+        return dict(
+            n_layer=hparams["n_layer"],
+            n_head=hparams["n_head"],
+            n_embd=hparams["n_embd"],
+            block_size=hparams["n_positions"],
+            bias=True,
+            vocab_size=hparams["vocab_size"],
+            dropout=hparams["resid_pdrop"],
+        )
 
 
 def without_compile_prefix(name: str) -> str:

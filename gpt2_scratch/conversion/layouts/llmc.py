@@ -29,14 +29,27 @@ OURS = "transformer.h.{i}."
 class LlmcLayout(Layout):
     def sized_rules(self, hparams):
         """The fixed order of llm.c's parameters; wte's padding depends on the vocabulary size."""
-        kinds = [("ln1w", "ln_1.weight"), ("ln1b", "ln_1.bias"), ("qkvw", "attn.c_attn.weight"),
-                 ("qkvb", "attn.c_attn.bias"), ("attprojw", "attn.c_proj.weight"), ("attprojb", "attn.c_proj.bias"),
-                 ("ln2w", "ln_2.weight"), ("ln2b", "ln_2.bias"), ("fcw", "mlp.c_fc.weight"), ("fcb", "mlp.c_fc.bias"),
-                 ("fcprojw", "mlp.c_proj.weight"), ("fcprojb", "mlp.c_proj.bias")]
+        kinds = [
+            ("ln1w", "ln_1.weight"),
+            ("ln1b", "ln_1.bias"),
+            ("qkvw", "attn.c_attn.weight"),
+            ("qkvb", "attn.c_attn.bias"),
+            ("attprojw", "attn.c_proj.weight"),
+            ("attprojb", "attn.c_proj.bias"),
+            ("ln2w", "ln_2.weight"),
+            ("ln2b", "ln_2.bias"),
+            ("fcw", "mlp.c_fc.weight"),
+            ("fcb", "mlp.c_fc.bias"),
+            ("fcprojw", "mlp.c_proj.weight"),
+            ("fcprojb", "mlp.c_proj.bias"),
+        ]
         return [
             rule("transformer.wte.weight", "wte", PadRows(VOCAB_MULTIPLE, hparams["vocab_size"])),
             rule("transformer.wpe.weight", "wpe"),
-            *[rule(OURS + ours, theirs + "[{i}]", fallback=ZEROS if theirs == "qkvb" else None) for theirs, ours in kinds],
+            *[
+                rule(OURS + ours, theirs + "[{i}]", fallback=ZEROS if theirs == "qkvb" else None)
+                for theirs, ours in kinds
+            ],
             rule("transformer.ln_f.weight", "lnfw"),
             rule("transformer.ln_f.bias", "lnfb"),
         ]
@@ -45,7 +58,13 @@ class LlmcLayout(Layout):
         header = metadata.get("llmc_header")
         if header is None:
             return {}
-        return {"n_positions": header[2], "vocab_size": header[3], "n_layer": header[4], "n_head": header[5], "n_embd": header[6]}
+        return {
+            "n_positions": header[2],
+            "vocab_size": header[3],
+            "n_layer": header[4],
+            "n_head": header[5],
+            "n_embd": header[6],
+        }
 
 
 LLMC = LlmcLayout(
@@ -78,7 +97,9 @@ def header_hparams(header: list[int]) -> dict:
     hparams = {**DEFAULT_HPARAMS, **LLMC.hparams_from_metadata({"llmc_header": header})}
     padded = math.ceil(hparams["vocab_size"] / VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     if header[7] != padded:
-        raise ValueError(f"llm.c header says padded_vocab_size={header[7]}; this reader expects {padded} (a multiple of 128).")
+        raise ValueError(
+            f"llm.c header says padded_vocab_size={header[7]}; this reader expects {padded} (a multiple of 128)."
+        )
     return hparams
 
 
@@ -91,11 +112,13 @@ class LlmcSource(TensorSource):
         self.item_size = torch.empty((), dtype=self.dtype).element_size()
         offset, self.location = HEADER_INTS * 4, {}
         for bound in LLMC.bind(header_hparams(header)):
-            for name, shape in zip(bound.theirs, bound.their_shapes):
+            for name, shape in zip(bound.theirs, bound.their_shapes, strict=True):
                 self.location[name] = (offset, shape)
                 offset += math.prod(shape) * self.item_size
         if path.stat().st_size < offset:
-            raise ValueError(f"{path} is truncated: its header implies {offset} bytes, the file has {path.stat().st_size}.")
+            raise ValueError(
+                f"{path} is truncated: its header implies {offset} bytes, the file has {path.stat().st_size}."
+            )
         self.header = header
 
     def names(self):
@@ -126,8 +149,16 @@ def write_llmc(folder, layout, hparams, plan, tensors, dtype, max_shard_bytes):
         raise ValueError("llm.c's model has an MLP of width 4 * n_embd and GPT-2's tanh GELU; this model differs.")
     padded = math.ceil(hparams["vocab_size"] / VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     header = np.zeros(HEADER_INTS, dtype="<i4")
-    header[:8] = [MAGIC, version, hparams["n_positions"], hparams["vocab_size"], hparams["n_layer"],
-                  hparams["n_head"], hparams["n_embd"], padded]
+    header[:8] = [
+        MAGIC,
+        version,
+        hparams["n_positions"],
+        hparams["vocab_size"],
+        hparams["n_layer"],
+        hparams["n_head"],
+        hparams["n_embd"],
+        padded,
+    ]
     with open(Path(folder) / layout.weights_file, "wb") as handle:
         handle.write(header.tobytes())
         for _, tensor in tensors:

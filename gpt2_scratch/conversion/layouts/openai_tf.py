@@ -17,13 +17,22 @@ def norm(ours: str, theirs: str):
 
 
 def conv(ours: str, theirs: str):
-    return [rule(OURS + ours + ".weight", THEIRS + theirs + "/w", TF_CONV), rule(OURS + ours + ".bias", THEIRS + theirs + "/b")]
+    return [
+        rule(OURS + ours + ".weight", THEIRS + theirs + "/w", TF_CONV),
+        rule(OURS + ours + ".bias", THEIRS + theirs + "/b"),
+    ]
 
 
 class OpenAITFLayout(Layout):
     def hparams_from_metadata(self, metadata: dict) -> dict:
         hparams = metadata.get("hparams") or {}
-        names = {"n_vocab": "vocab_size", "n_ctx": "n_positions", "n_embd": "n_embd", "n_head": "n_head", "n_layer": "n_layer"}
+        names = {
+            "n_vocab": "vocab_size",
+            "n_ctx": "n_positions",
+            "n_embd": "n_embd",
+            "n_head": "n_head",
+            "n_layer": "n_layer",
+        }
         return {ours: hparams[theirs] for theirs, ours in names.items() if theirs in hparams}
 
 
