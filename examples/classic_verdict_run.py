@@ -22,6 +22,7 @@ def main():
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no",
                         help="bf16 autocast is about 1.7x faster on a recent CPU (the course trained in fp32)")
+    parser.add_argument("--eval-every", type=int, default=5, help="steps between evaluations (the course: 5)")
     args = parser.parse_args()
 
     config = TrainConfig(
@@ -33,7 +34,7 @@ def main():
         min_lr_ratio=1.0,  # constant learning rate, as in the course
         grad_clip=None,
         batch_size=2,
-        eval_every=5,
+        eval_every=args.eval_every,
         eval_batches=5,
         save_every=30,
         seed=123,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -41,7 +42,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    return Accelerator(mixed_precision=config.mixed_precision, log_with=config.report_to, project_dir=config.out_dir)
+    """The Accelerator of a run. Processes started by torchrun on a machine without a GPU are told to use the
+    CPU, which makes Accelerate join them over gloo (`accelerate launch --multi_cpu` says so by itself)."""
+    cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    return Accelerator(mixed_precision=config.mixed_precision, log_with=config.report_to, project_dir=config.out_dir,
+                       cpu=cpu_processes)
 
 
 def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator | None = None) -> dict:

@@ -1,0 +1,151 @@
+"""Pretraining end to end on the real corpus: the loss falls, the checkpoint is a complete transformers model,
+a NaN stops the run with the last checkpoint intact, and a run killed with SIGKILL resumes exactly."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import gpt2_scratch
+from gpt2_scratch.data import tokenize_corpus, window_loaders
+from gpt2_scratch.tokenization import gpt2_tokenizer
+from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
+from gpt2_scratch.training.generate import generate_text
+from gpt2_scratch.training.pretrain import pretrain
+
+TINY = dict(n_positions=64)  # the tiny preset (2 layers, 64 wide) with a short context: fast on a CPU
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    return gpt2_tokenizer(tokenizer_dir)
+
+
+def test_tiny_pretraining_learns_and_the_checkpoint_reloads(shared_data, tokenizer, tmp_path):
+    config = TrainConfig(out_dir=str(tmp_path / "run"), epochs=4, learning_rate=3e-3, warmup_steps=5,
+                         batch_size=8, eval_every=15, eval_batches=None, progress_bar=False)
+    result = pretrain(config, data=shared_data / "the-verdict.txt", preset="tiny", model_overrides=TINY,
+                      max_length=32, tokenizer=tokenizer, cache_dir=tmp_path / "cache")
+
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    start, end = rows[0], rows[-1]
+    assert start["step"] == 0 and abs(start["val_loss"] - math.log(50257)) < 0.3  # a fresh model is near-uniform
+    assert end["step"] == result["step"] == 4 * (144 // 8)  # 4 epochs of 18 batches (4630 tokens / 32 = 144 windows)
+    assert end["train_loss"] < 7.0 and end["val_loss"] < 7.5, rows  # well below ln(50257) = 10.8
+    assert end["tokens_seen"] == end["step"] * 8 * 32
+    assert end["val_perplexity"] == pytest.approx(math.exp(end["val_loss"]))
+    assert isinstance(end["sample"], str) and end["sample"]
+    for plot in ("loss", "temperature", "attention"):
+        assert result["plots"][plot].endswith(f"{plot}.png")
+        assert open(result["plots"][plot], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    checkpoint = tmp_path / "run" / f"checkpoint-{end['step']}"
+    assert result["checkpoint"] == str(checkpoint)
+    args = json.loads((checkpoint / "training_args.json").read_text())
+    assert args["learning_rate"] == 3e-3 and args["extra"]["data"]["num_tokens"] == 5145
+    assert json.loads((checkpoint / "metrics.json").read_text())["val_loss"] == end["val_loss"]
+    assert "val_loss" in (checkpoint / "README.md").read_text()
+
+    # A plain transformers load gives the trained model: its validation loss is the one logged at the end.
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    assert isinstance(model, gpt2_scratch.ScratchGPT2ForCausalLM)
+    assert AutoTokenizer.from_pretrained(checkpoint)("Every effort").input_ids == tokenizer("Every effort").input_ids
+    tokens = tokenize_corpus(shared_data / "the-verdict.txt", tokenizer, cache_dir=tmp_path / "cache")
+    _, val_loader = window_loaders(tokens, max_length=32, batch_size=8)
+    assert evaluate_loss(model, val_loader) == pytest.approx(end["val_loss"], rel=1e-5)
+
+    # Greedy generation through the checkpoint folder equals argmax decoding with the model's own forward.
+    text = generate_text(tmp_path / "run", "Every effort moves you", max_new_tokens=8, temperature=0)
+    ids = tokenizer("Every effort moves you", return_tensors="pt").input_ids
+    with torch.no_grad():
+        for _ in range(8):
+            ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert text == tokenizer.decode(ids[0, -8:])
+
+
+class FailsAtStep(gpt2_scratch.ScratchGPT2ForCausalLM):
+    """A model whose loss turns NaN on its `fail_at`-th training forward pass."""
+
+    fail_at = 4
+
+    def forward(self, *args, **kwargs):
+        output = super().forward(*args, **kwargs)
+        if self.training:
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == self.fail_at:
+                output.loss = output.loss * float("nan")
+        return output
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(shared_data, tokenizer, tmp_path):
+    tokens = tokenize_corpus(shared_data / "the-verdict.txt", tokenizer, cache_dir=tmp_path / "cache")
+    train_loader, val_loader = window_loaders(tokens, max_length=32, batch_size=8)
+    model = FailsAtStep(gpt2_scratch.ScratchGPT2Config.from_preset("tiny", **TINY))
+    config = TrainConfig(out_dir=str(tmp_path / "run"), epochs=1, save_every=3, eval_every=0, progress_bar=False)
+    with pytest.raises(NonFiniteLossError, match=r"became nan at step 4.*checkpoint-3"):
+        train(model, tokenizer, train_loader, val_loader, config)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == ["checkpoint-3"]
+    # The NaN step was not applied: the weights in memory are still those of the checkpoint.
+    saved = load_file(tmp_path / "run" / "checkpoint-3" / "model.safetensors")
+    assert all(torch.equal(saved[name], tensor) for name, tensor in model.state_dict().items() if name in saved)
+
+
+def pretrain_tiny(out_dir, resume, data, tokenizer):
+    """The run of the resume test, the same in this process and in the one that gets killed."""
+    config = TrainConfig(out_dir=str(out_dir), epochs=3, learning_rate=2e-3, warmup_steps=3, grad_accum_steps=2,
+                         batch_size=16, eval_every=5, eval_batches=1, save_every=3, keep_last=2, resume=resume,
+                         sample_max_new_tokens=4, progress_bar=False)
+    pretrain(config, data=data, preset="tiny", model_overrides=TINY, max_length=32, tokenizer=tokenizer,
+             cache_dir=Path(out_dir).parent / "cache")
+
+
+KILLED_RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_pretrain import pretrain_tiny
+from gpt2_scratch.tokenization import gpt2_tokenizer
+pretrain_tiny(sys.argv[2], False, sys.argv[3], gpt2_tokenizer(sys.argv[4]))
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(shared_data, tokenizer_dir, tokenizer, tmp_path):
+    """9 batches of 16 per epoch, 2 per step: 5 steps an epoch (the last one a single batch), 15 in all, dropout on.
+    The run is killed once checkpoint-6 exists (epoch 1, 2 batches in), and resumed from the latest checkpoint."""
+    data = shared_data / "the-verdict.txt"
+    pretrain_tiny(tmp_path / "whole", False, data, tokenizer)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(Path(__file__).parent), str(killed), str(data), str(tokenizer_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoint-6").is_dir():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (killed / "checkpoint-15").exists()
+
+    pretrain_tiny(killed, True, data, tokenizer)
+    whole = load_file(tmp_path / "whole" / "checkpoint-15" / "model.safetensors")
+    resumed = load_file(killed / "checkpoint-15" / "model.safetensors")
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+    def losses(run):
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["train_loss"], r["val_loss"], r["sample"]) for r in rows]
+
+    assert losses(killed) == losses(tmp_path / "whole")  # the log, too, reads as one uninterrupted run
+    assert sorted(p.name for p in killed.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-12", "checkpoint-15"]
+    assert not [p for p in killed.iterdir() if p.name.startswith(".")]
