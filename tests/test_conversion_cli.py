@@ -2,18 +2,18 @@
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
+
+from oracles import random_gpt2
 
 from gpt2_scratch.cli import main
 
-TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
 
 
 @pytest.fixture(scope="module")
 def transformers_folder(tmp_path_factory):
-    torch.manual_seed(13)
     folder = tmp_path_factory.mktemp("gpt2")
-    GPT2LMHeadModel(GPT2Config(**TINY)).save_pretrained(folder)
+    random_gpt2(13, randomize_norms_and_biases=False).save_pretrained(folder)
     return folder
 
 

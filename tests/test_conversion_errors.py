@@ -7,6 +7,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from oracles import TINY_GPT2, random_gpt2
+
 from gpt2_scratch.conversion import (
     LayoutMismatchError,
     convert,
@@ -16,13 +18,12 @@ from gpt2_scratch.conversion import (
     save_model,
 )
 
-TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+TINY = TINY_GPT2
 
 
 @pytest.fixture(scope="module")
 def gpt2():
-    torch.manual_seed(11)
-    return GPT2LMHeadModel(GPT2Config(**TINY)).eval()
+    return random_gpt2(11, randomize_norms_and_biases=False)
 
 
 class RunsCode:

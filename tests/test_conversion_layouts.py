@@ -5,7 +5,8 @@ import copy
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+
+from oracles import TINY_GPT2, random_gpt2
 
 from gpt2_scratch.conversion import (
     LAYOUTS,
@@ -16,20 +17,10 @@ from gpt2_scratch.conversion import (
     save_model,
 )
 
-TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+TINY = TINY_GPT2
 EXPORTABLE = ["scratch", "transformers", "nanogpt", "book", "book-openai-compatible", "llmc", "gguf"]
 # llm.c's file header is the only place its vocabulary size is kept (wte is padded), so it has no bare state dict.
 STATE_DICT_LAYOUTS = [name for name in EXPORTABLE if name != "llmc"]
-
-
-def random_gpt2(seed: int, **overrides) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(**{**TINY, **overrides})).eval()
-    with torch.no_grad():  # random biases and LayerNorm parameters, so that a mix-up of any tensor shows
-        for name, tensor in model.named_parameters():
-            if "ln_" in name or name.endswith("bias"):
-                tensor.normal_(0, 0.5)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -8,33 +8,24 @@ import numpy as np
 import pytest
 import torch
 from gguf import GGUFReader
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
+
+from oracles import TINY_GPT2, max_logit_difference, random_gpt2
 
 from gpt2_scratch.conversion import convert, detect_layout, from_transformers_gpt2, load_model, save_model
 
-TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+TINY = TINY_GPT2
 LINEARS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
 @pytest.fixture(scope="module")
 def gpt2():
-    torch.manual_seed(7)
-    model = GPT2LMHeadModel(GPT2Config(**TINY)).eval()
-    with torch.no_grad():
-        for name, tensor in model.named_parameters():
-            if "ln_" in name or name.endswith("bias"):
-                tensor.normal_(0, 0.5)
-    return model
+    return random_gpt2(7)
 
 
 @pytest.fixture(scope="module")
 def tokens():
     return torch.randint(0, TINY["vocab_size"], (2, 20), generator=torch.Generator().manual_seed(3))
-
-
-def max_logit_difference(a, b, tokens) -> float:
-    with torch.no_grad():
-        return (a(tokens).logits.float() - b(tokens).logits.float()).abs().max().item()
 
 
 def llmc_bytes(gpt2: GPT2LMHeadModel, dtype: torch.dtype) -> bytes:

@@ -4,31 +4,22 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
+from oracles import TINY_GPT2, max_logit_difference, random_gpt2
+
 from gpt2_scratch.conversion import LayoutMismatchError, detect_layout, from_transformers_gpt2, to_transformers_gpt2
 from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
 
-TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=300, bos_token_id=0, eos_token_id=0)
+TINY = TINY_GPT2
 
 
 @pytest.fixture(scope="module")
 def gpt2():
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(**TINY)).eval()
-    with torch.no_grad():  # random biases and LayerNorm parameters, so that a mix-up of any tensor shows
-        for name, tensor in model.named_parameters():
-            if "ln_" in name or name.endswith("bias"):
-                tensor.normal_(0, 0.5)
-    return model
+    return random_gpt2(0)
 
 
 @pytest.fixture(scope="module")
 def tokens():
     return torch.randint(0, TINY["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(1))
-
-
-def max_logit_difference(a, b, tokens) -> float:
-    with torch.no_grad():
-        return (a(tokens).logits - b(tokens).logits).abs().max().item()
 
 
 def assert_same_state_dicts(a: dict, b: dict):

@@ -14,6 +14,7 @@ from transformers import (
 
 import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 from gpt2_scratch.conversion import from_transformers_gpt2, to_transformers_gpt2
+from oracles import random_gpt2
 from gpt2_scratch.modeling import (
     PRESETS,
     ScratchGPT2Config,
@@ -24,18 +25,13 @@ from gpt2_scratch.modeling import (
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128)
 NO_DROPOUT = dict(embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+GPT2_VOCAB = dict(vocab_size=50257, bos_token_id=50256, eos_token_id=50256)  # generation pads with 50256
 
 
 def reference_pair(attn_implementation="sdpa", seed=0, **sizes):
     """A transformers GPT2LMHeadModel with random weights and our model converted from it."""
-    torch.manual_seed(seed)
-    reference = GPT2LMHeadModel(GPT2Config(**{**TINY, **sizes}, **NO_DROPOUT)).eval()
+    reference = random_gpt2(seed, **{**GPT2_VOCAB, **TINY, **sizes}, **NO_DROPOUT)
     reference.set_attn_implementation(attn_implementation)
-    # Random, non-zero biases and LayerNorm parameters, so that a mix-up of any of them shows in the logits.
-    with torch.no_grad():
-        for name, param in reference.named_parameters():
-            if name.endswith("bias") or ".ln_" in name:
-                param.add_(torch.randn_like(param) * 0.1)
     ours = from_transformers_gpt2(reference).eval()
     ours.set_attn_implementation(attn_implementation)
     return reference, ours
