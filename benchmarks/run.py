@@ -390,6 +390,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--sizes", default="small", help="comma-separated presets: tiny, small, medium, large, xl")
     parser.add_argument("--quick", action="store_true", help="fewer shapes and repetitions: a couple of minutes")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's choice); 1 gives steadier figures on a "
+        "machine that other work keeps busy, where threads waiting for each other at every operator dominate"
+    )
     parser.add_argument("--output", type=Path, help="JSON file to write (default benchmarks/results/<date>.json)")
     args = parser.parse_args(argv)
     args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -408,6 +412,8 @@ def parse_arguments(argv=None):
 
 def main(argv=None):
     args = parse_arguments(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     plan = Plan(args.quick, args.device)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     output = args.output or REPO_ROOT / "benchmarks" / "results" / f"{stamp}-{args.device}.json"
