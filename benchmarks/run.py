@@ -394,6 +394,7 @@ def parse_arguments(argv=None):
         "--threads", type=int, help="torch intra-op threads (default: torch's choice); 1 gives steadier figures on a "
         "machine that other work keeps busy, where threads waiting for each other at every operator dominate"
     )
+    parser.add_argument("--new-tokens", type=int, help="tokens to generate (default 128, or 32 with --quick)")
     parser.add_argument("--output", type=Path, help="JSON file to write (default benchmarks/results/<date>.json)")
     args = parser.parse_args(argv)
     args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -415,6 +416,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = Plan(args.quick, args.device)
+    plan.new_tokens = args.new_tokens or plan.new_tokens
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     output = args.output or REPO_ROOT / "benchmarks" / "results" / f"{stamp}-{args.device}.json"
     report = Report(machine_description(args.device), {**vars(args), "output": str(output), "plan": vars(plan)})
