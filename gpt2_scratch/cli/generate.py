@@ -20,6 +20,5 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from gpt2_scratch.training.generate import generate_text
 
-    print(args.prompt, end="", flush=True)
     generate_text(args.checkpoint, args.prompt, args.max_new_tokens, args.top_k, args.temperature, args.seed, stream=True)
     return 0

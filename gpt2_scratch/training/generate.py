@@ -25,7 +25,7 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
 def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int = 50, top_k: int | None = 25,
                   temperature: float = 1.0, seed: int | None = None, stream: bool = False) -> str:
     """The continuation of `prompt` sampled with top-k and temperature (temperature 0: greedy). With
-    `stream=True` the text is also printed token by token as it comes."""
+    `stream=True` the prompt and then the continuation are also printed, token by token as they come."""
     model_dir = resolve_model_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -40,7 +40,7 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int
         **inputs,
         max_new_tokens=min(max_new_tokens, room),
         pad_token_id=tokenizer.eos_token_id,
-        streamer=TextStreamer(tokenizer, skip_prompt=True) if stream else None,
+        streamer=TextStreamer(tokenizer) if stream else None,
         **sampling,
     )
     return tokenizer.decode(output[0, inputs.input_ids.shape[1] :])

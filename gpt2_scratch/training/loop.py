@@ -199,6 +199,9 @@ class Trainer:
     def evaluate(self) -> dict:
         self.interval.pause()
         accelerator, config, model = self.accelerator, self.config, self.model
+        # Accelerate's loader counts finished passes itself; pin it to our epoch so that the training batches
+        # evaluated on are the same in a resumed run (whose passes went through a skipping copy of the loader).
+        self.train_loader.set_epoch(self.progress.epoch)
         train_loss = evaluate_loss(model, self.train_loader, config.eval_batches, accelerator)
         val_loss = evaluate_loss(model, self.val_loader, config.eval_batches, accelerator)
         tokens_per_s = self.interval.tokens_per_s()
