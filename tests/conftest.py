@@ -26,3 +26,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tokenizer_dir(shared_data) -> Path:
     return shared_data / "gpt2-tokenizer"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_dir):
+    """GPT-2's tokenizer as a PreTrainedTokenizerFast (eos as pad), one per test module: tests may change its
+    settings (padding side, ...), so modules do not share one."""
+    from gpt2_scratch.tokenization import gpt2_tokenizer
+
+    return gpt2_tokenizer(tokenizer_dir)

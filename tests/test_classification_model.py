@@ -23,7 +23,6 @@ from gpt2_scratch.classification import (
 )
 from gpt2_scratch.cli import main as cli
 from gpt2_scratch.conversion import convert
-from gpt2_scratch.tokenization import gpt2_tokenizer
 
 LABELS = ["ham", "spam"]
 
@@ -39,11 +38,6 @@ def tiny_classifier(n_layer=3, seed=0) -> ScratchGPT2ForSequenceClassification:
         pad_token_id=50256,
     )
     return ScratchGPT2ForSequenceClassification(config).eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 def names_under(model, *prefixes):

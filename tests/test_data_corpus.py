@@ -6,15 +6,9 @@ import torch
 
 from gpt2_scratch.data import TokenWindows, read_pieces, split_tokens, tokenize_corpus, window_loaders
 from gpt2_scratch.data import corpus as corpus_module
-from gpt2_scratch.tokenization import gpt2_tokenizer
 from gpt2_scratch.tokenization.reference import tiktoken_gpt2
 
 EOT = 50256
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,8 @@ from transformers import Trainer, TrainingArguments, pipeline
 
 import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 from gpt2_scratch.modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
-from gpt2_scratch.tokenization import gpt2_tokenizer
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 @pytest.fixture()

@@ -23,7 +23,6 @@ from gpt2_scratch.evaluation import (
 )
 from gpt2_scratch.evaluation.mmlu import letter_token_ids
 from gpt2_scratch.instruct import ALPACA
-from gpt2_scratch.tokenization import gpt2_tokenizer
 
 MAX_REQUESTS = 20
 SERVER_SECONDS = 30
@@ -142,11 +141,6 @@ def test_judge_errors_name_the_endpoint():
 )
 def test_parse_score(reply, score):
     assert parse_score(reply) == score
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 from gpt2_scratch.conversion import from_transformers_gpt2
 from gpt2_scratch.generation import PreallocatedCache, generate_tokens, stream_generate, stream_text
 from gpt2_scratch.speed import load_low_memory, pad_vocabulary
-from gpt2_scratch.tokenization import gpt2_tokenizer
 from gpt2_scratch.training.optim import decay_groups
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
@@ -39,11 +38,6 @@ def pair():
             if name.endswith("bias") or ".ln_" in name:
                 param.add_(torch.randn_like(param) * 0.1)
     return reference, from_transformers_gpt2(reference).eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 def reference_greedy(reference, input_ids, new_tokens, **kwargs):

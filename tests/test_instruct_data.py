@@ -18,7 +18,6 @@ from gpt2_scratch.instruct import (
     load_records,
     split_records,
 )
-from gpt2_scratch.tokenization import gpt2_tokenizer
 
 EOS = 50256
 X = -100
@@ -27,11 +26,6 @@ X = -100
 @pytest.fixture(scope="module")
 def records(shared_data):
     return load_records(shared_data / "instruction-data.json")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 def test_course_split_of_the_real_file(records, shared_data):

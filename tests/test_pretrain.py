@@ -3,7 +3,6 @@ a NaN stops the run with the last checkpoint intact, and a run killed with SIGKI
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -17,17 +16,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import gpt2_scratch
 from gpt2_scratch.data import tokenize_corpus, window_loaders
-from gpt2_scratch.tokenization import gpt2_tokenizer
 from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
 from gpt2_scratch.training.generate import generate_text
 from gpt2_scratch.training.pretrain import pretrain
 
 TINY = dict(n_positions=64)  # the tiny preset (2 layers, 64 wide) with a short context: fast on a CPU
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_dir):
-    return gpt2_tokenizer(tokenizer_dir)
 
 
 def test_tiny_pretraining_learns_and_the_checkpoint_reloads(shared_data, tokenizer, tmp_path):
