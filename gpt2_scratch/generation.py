@@ -7,12 +7,17 @@ of a small model's decoding time. This module decodes with the least per-step wo
 - `PreallocatedCache` allocates each layer's keys and values once, for the whole generation, and writes every
   new step into place; attention reads a view of the filled part, so no step copies or reallocates the cache
   and no attention mask is needed (a single new query may look at everything before it).
-- `generate_tokens` runs the model one token at a time over that cache and yields each new token as it comes;
-  greedy decoding gives the same tokens as `model.generate(do_sample=False)`.
+- `OneTokenDecoder` runs the prompt through the model into that cache, then every later step through the
+  model's own layers for one token per row, skipping what a general forward pass has to do on every call
+  (building masks and position ids, dispatching attention, assembling output objects).
+- `generate_tokens` runs the loop and yields each new token as it comes; greedy decoding gives the same tokens
+  as `model.generate(do_sample=False)`. It drives any transformers causal LM that takes `past_key_values`
+  (ours through `OneTokenDecoder`, others, such as transformers' own GPT-2, through their forward).
 - `stream_generate` wraps it for people: a prompt in, text pieces out as soon as they are whole characters
   (`stream_text` does that last part for any stream of token ids).
 
-It works with any transformers causal LM that takes `past_key_values` (ours, and transformers' own GPT-2).
+Batch-1 decoding on a CPU reads every weight once per token, so it is bound by memory bandwidth; the other
+lever is the weights' layout, see `gpt2_scratch.speed.decoding_layout`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from collections.abc import Iterable, Iterator
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
+
+from .modeling.modeling_scratch_gpt2 import ScratchGPT2ForCausalLM, eager_attention
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -101,6 +108,61 @@ def check_generation_arguments(model, input_ids: torch.Tensor, max_new_tokens: i
         )
 
 
+class ForwardStep:
+    """One decoding step of any transformers causal LM: its forward over the cache, last position's logits."""
+
+    def __init__(self, model, cache: PreallocatedCache):
+        self.model, self.cache = model, cache
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(batch, time) new tokens -> (batch, vocab) logits of the last one; the cache grows by `time`."""
+        output = self.model(input_ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        return output.logits[:, -1]
+
+
+class OneTokenDecoder(ForwardStep):
+    """Decoding steps of a ScratchGPT2ForCausalLM in evaluation mode: the prompt goes through the model's forward
+    like any other, and every later step, one token per row, through the model's own modules directly.
+
+    A step does what Block.forward does for a single position, x + attn(ln_1(x)) then x + mlp(ln_2(x)), on
+    (batch, width) vectors: the new keys and values are written into the preallocated cache and the query
+    attends to every cached position (nothing lies in its future, so no mask), with the model's eager_attention.
+    """
+
+    def __init__(self, model: ScratchGPT2ForCausalLM, cache: PreallocatedCache):
+        super().__init__(model, cache)
+        self.position = 0  # how many positions the cache holds
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.position == 0 or input_ids.shape[1] > 1:
+            self.position += input_ids.shape[1]
+            return super().__call__(input_ids)
+        trunk, p = self.model.transformer, self.position
+        batch, width = input_ids.shape[0], trunk.config.n_embd
+        x = trunk.wte(input_ids[:, 0]) + trunk.wpe.weight[p]
+        for block, layer in zip(trunk.h, self.cache.layers):
+            attention = block.attn
+            qkv = attention.c_attn(block.ln_1(x)).view(batch, 3, attention.n_head, 1, attention.head_dim)
+            query, key, value = qkv.unbind(1)  # each (batch, heads, 1, head_dim)
+            layer.key_buffer[:, :, p : p + 1] = key
+            layer.value_buffer[:, :, p : p + 1] = value
+            keys, values = layer.key_buffer[:, :, : p + 1], layer.value_buffer[:, :, : p + 1]
+            output, _ = eager_attention(attention, query, keys, values, None, attention.scaling)
+            x = x + attention.c_proj(output.reshape(batch, width))
+            x = x + block.mlp(block.ln_2(x))
+            layer.keys, layer.values = keys, values  # the cache stays usable by the model's forward
+        self.position += 1
+        return self.model.lm_head(trunk.ln_f(x))[:, : self.model.config.vocab_size]
+
+
+def decoding_steps(model, cache: PreallocatedCache) -> ForwardStep:
+    """The fastest way to step `model` over `cache`: OneTokenDecoder for our causal LM in evaluation mode (its
+    steps skip dropout), the model's own forward for anything else."""
+    if isinstance(model, ScratchGPT2ForCausalLM) and not model.training:
+        return OneTokenDecoder(model, cache)
+    return ForwardStep(model, cache)
+
+
 @torch.inference_mode()
 def generate_tokens(
     model,
@@ -119,17 +181,18 @@ def generate_tokens(
     """
     check_generation_arguments(model, input_ids, max_new_tokens, temperature, top_k)
     cache = PreallocatedCache(model.config.num_hidden_layers, input_ids.shape[1] + max_new_tokens)
-    logits = model(input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    step = decoding_steps(model, cache)
+    logits = step(input_ids)
     finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    for step in range(max_new_tokens):
+    for new_token in range(max_new_tokens):
         next_tokens = pick_next_token(logits, temperature, top_k, generator)
         if eos_token_id is not None:
             next_tokens = next_tokens.masked_fill(finished, eos_token_id)
             finished |= next_tokens == eos_token_id
         yield next_tokens
-        if step == max_new_tokens - 1 or (eos_token_id is not None and bool(finished.all())):
+        if new_token == max_new_tokens - 1 or (eos_token_id is not None and bool(finished.all())):
             return
-        logits = model(next_tokens[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        logits = step(next_tokens[:, None])
 
 
 def stream_text(tokens: Iterable[int], tokenizer) -> Iterator[str]:
@@ -184,4 +247,14 @@ def stream_generate(
     yield from stream_text(itertools.takewhile(lambda token: token != eos_token_id, new_tokens), tokenizer)
 
 
-__all__ = ["PreallocatedCache", "PreallocatedLayer", "generate_tokens", "pick_next_token", "stream_generate", "stream_text"]
+__all__ = [
+    "ForwardStep",
+    "OneTokenDecoder",
+    "PreallocatedCache",
+    "PreallocatedLayer",
+    "decoding_steps",
+    "generate_tokens",
+    "pick_next_token",
+    "stream_generate",
+    "stream_text",
+]

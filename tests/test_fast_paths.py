@@ -11,8 +11,16 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 
 from gpt2_scratch.conversion import from_transformers_gpt2
-from gpt2_scratch.generation import PreallocatedCache, generate_tokens, stream_generate, stream_text
-from gpt2_scratch.speed import load_low_memory, pad_vocabulary
+from gpt2_scratch.generation import (
+    ForwardStep,
+    OneTokenDecoder,
+    PreallocatedCache,
+    decoding_steps,
+    generate_tokens,
+    stream_generate,
+    stream_text,
+)
+from gpt2_scratch.speed import decoding_layout, load_low_memory, pad_vocabulary
 from gpt2_scratch.training.optim import decay_groups
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
@@ -75,6 +83,57 @@ def test_logits_over_the_preallocated_cache_equal_a_full_forward(pair):
     torch.testing.assert_close(torch.cat(stepwise, dim=1), full, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="preallocated KV cache holds 12 positions"):
         ours(input_ids[:, :1], past_key_values=cache)
+
+
+def test_one_token_decoder_steps_equal_the_model_forward(pair):
+    """The decoder's own single-token steps give the logits of a full forward pass, and leave the cache as the
+    model's forward would (a forward after them continues correctly)."""
+    reference, ours = pair
+    input_ids = torch.randint(0, 50257, (2, 12), generator=torch.Generator().manual_seed(2))
+    cache = PreallocatedCache(ours.config.n_layer, max_length=12)
+    step = decoding_steps(ours, cache)
+    assert type(step) is OneTokenDecoder
+    with torch.inference_mode():
+        logits = [step(input_ids[:, :5])] + [step(input_ids[:, p : p + 1]) for p in range(5, 10)]
+        logits.append(ours(input_ids[:, 10:12], past_key_values=cache).logits[:, -1])
+    expected = reference(input_ids).logits
+    torch.testing.assert_close(torch.stack(logits[:-1], dim=1), expected[:, 4:10], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits[-1], expected[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_models_in_training_mode_and_others_decode_through_their_forward(pair):
+    reference, ours = pair
+    cache = PreallocatedCache(ours.config.n_layer, max_length=4)
+    assert type(decoding_steps(reference, cache)) is ForwardStep
+    try:
+        assert type(decoding_steps(ours.train(), cache)) is ForwardStep  # dropout must apply
+    finally:
+        ours.eval()
+
+
+def test_decoding_layout_changes_no_output(pair, tmp_path):
+    reference, ours = pair
+    laid_out = decoding_layout(copy.deepcopy(ours))
+    attention, mlp = laid_out.transformer.h[0].attn, laid_out.transformer.h[0].mlp
+    for weight in (attention.c_attn.weight, attention.c_proj.weight, mlp.c_fc.weight, laid_out.lm_head.weight):
+        assert weight.t().is_contiguous() and not weight.is_contiguous()
+    assert mlp.c_proj.weight.is_contiguous()  # narrowing: nn.Linear's layout is the faster one
+    assert laid_out.lm_head.weight is laid_out.transformer.wte.weight
+    for name, tensor in ours.state_dict().items():
+        assert torch.equal(laid_out.state_dict()[name], tensor), name
+
+    input_ids = torch.randint(0, 50257, (3, 9), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(laid_out(input_ids).logits, reference(input_ids).logits, atol=1e-5, rtol=1e-5)
+    expected = reference_greedy(reference, input_ids, 24, min_new_tokens=24)
+    assert torch.equal(torch.stack(list(generate_tokens(laid_out, input_ids, 24)), dim=1), expected)
+    generated = laid_out.generate(input_ids, max_new_tokens=24, min_new_tokens=24, do_sample=False, pad_token_id=50256)
+    assert torch.equal(generated[:, 9:], expected)
+    assert copy.deepcopy(laid_out).to(torch.bfloat16).lm_head.weight.t().is_contiguous()  # casts keep the layout
+
+    laid_out.save_pretrained(tmp_path)  # saved in the standard layout, the tied weight once
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert reloaded.lm_head.weight.is_contiguous() and reloaded.lm_head.weight is reloaded.transformer.wte.weight
+    assert torch.equal(reloaded(input_ids).logits, laid_out(input_ids).logits)
 
 
 def test_stopping_at_end_of_text_matches_transformers(pair):

@@ -227,6 +227,15 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
             "AutoModelForCausalLM": f"{module}.ScratchGPT2ForCausalLM",
             "AutoModelForSequenceClassification": f"{module}.ScratchGPT2ForSequenceClassification",
         }
+        if kwargs.get("state_dict") is None and not all(p.is_contiguous() for p in self.parameters()):
+            # Weights stored transposed for fast decoding (gpt2_scratch.speed.decoding_layout) are saved in the
+            # standard layout; tied weights share one copy, so that they are still saved once.
+            copies = {}
+            kwargs["state_dict"] = {}
+            for name, tensor in self.state_dict().items():
+                if tensor.data_ptr() not in copies:
+                    copies[tensor.data_ptr()] = tensor.contiguous()
+                kwargs["state_dict"][name] = copies[tensor.data_ptr()]
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
