@@ -9,7 +9,7 @@ the ratio ours / reference of the medians plus both absolute figures as median (
 - train:    tokens/s of one training step (forward + backward + AdamW);
 - generate: new tokens/s of greedy decoding (32-token prompt, 128 new tokens) at batch 1 and 8, and the time to
             the first token; ours through generate() (dynamic and static cache) and through the lean decoding loop
-            of gpt2_scratch.generation;
+            of gpt2_scratch.generation, also over the decoding layout of gpt2_scratch.speed;
 - mfu:      achieved FLOP/s of the forward pass and training step against a measured matmul ceiling;
 - memory:   peak RSS of loading a checkpoint, of one training step and of converting a checkpoint, each measured
             in a fresh process (benchmarks/memory_probe.py).
@@ -43,23 +43,23 @@ from benchmarks.harness import Report, Row, machine_description, markdown_table,
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
 from gpt2_scratch.conversion import to_transformers_gpt2  # noqa: E402
 from gpt2_scratch.generation import generate_tokens  # noqa: E402
-from gpt2_scratch.speed import pad_vocabulary  # noqa: E402
+from gpt2_scratch.speed import decoding_layout, pad_vocabulary  # noqa: E402
 
 SECTIONS = ("forward", "train", "generate", "mfu", "memory")
 
 
 class Plan:
-    """How much to measure: the full plan, or a quick one that finishes in a couple of minutes on a 2-core CPU."""
+    """How much to measure: the full plan, or a quick one that finishes in a few minutes on a 2-core CPU."""
 
     def __init__(self, quick: bool, device: str):
         self.device = device
         self.warmup = 1
         self.repeats = 3 if quick else 5
-        self.forward_shapes = [(1, 128), (4, 256)] if quick else [(1, 128), (4, 256), (8, 512), (1, 1024)]
+        self.forward_shapes = [(4, 128)] if quick else [(1, 128), (4, 256), (8, 512), (1, 1024)]
         self.train_shape = (2, 128) if quick else (4, 256)
         self.prompt_length = 32
         self.new_tokens = 32 if quick else 128
-        self.generate_batches = (1, 8)
+        self.generate_batches = (1,) if quick else (1, 8)
         self.matmul_size = 1024 if quick else 2048
         if device.startswith("cuda"):
             self.forward_shapes = [(8, 1024), (32, 1024)]
@@ -215,9 +215,11 @@ def timed_lean_loop(model, input_ids, new_tokens: int, device: str):
 
 
 def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
-    """Greedy decoding; the bf16 variant holds its weights in bfloat16 (half the bytes to read per token), so its
-    tokens may part from the float32 reference's where two logits are nearly tied."""
+    """Greedy decoding. "decoding layout" is ours after gpt2_scratch.speed.decoding_layout (the same weights,
+    stored input-major); the bf16 variant holds its weights in bfloat16 (half the bytes to read per token), so
+    its tokens may part from the float32 reference's where two logits are nearly tied."""
     new = plan.new_tokens
+    laid_out = decoding_layout(copy.deepcopy(ours))
     ours_bf16 = copy.deepcopy(ours).to(torch.bfloat16)
     for batch in plan.generate_batches:
         input_ids = random_tokens(batch, plan.prompt_length, plan.device)
@@ -227,6 +229,7 @@ def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
                 ours, input_ids, new, plan.device, cache_implementation="static"
             ),
             "ours lean loop (generation.py)": lambda: timed_lean_loop(ours, input_ids, new, plan.device),
+            "ours lean loop + decoding layout": lambda: timed_lean_loop(laid_out, input_ids, new, plan.device),
             "ours lean loop, bf16 weights": lambda: timed_lean_loop(ours_bf16, input_ids, new, plan.device),
             "reference": lambda: timed_generate(reference, input_ids, new, plan.device),
         }
@@ -388,8 +391,13 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--sizes", default="small", help="comma-separated presets: tiny, small, medium, large, xl")
-    parser.add_argument("--quick", action="store_true", help="fewer shapes and repetitions: a couple of minutes")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer shapes and repetitions, batch-1 decoding only, and no memory "
+        "section unless --sections names it (its fresh processes take minutes): a few minutes on a 2-core CPU"
+    )
+    parser.add_argument(
+        "--sections", help=f"comma-separated subset of {', '.join(SECTIONS)} (default: all; all but memory with --quick)"
+    )
     parser.add_argument(
         "--threads", type=int, help="torch intra-op threads (default: torch's choice); 1 gives steadier figures on a "
         "machine that other work keeps busy, where threads waiting for each other at every operator dominate"
@@ -398,6 +406,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--output", type=Path, help="JSON file to write (default benchmarks/results/<date>.json)")
     args = parser.parse_args(argv)
     args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if args.sections is None:
+        args.sections = ",".join(section for section in SECTIONS if not (args.quick and section == "memory"))
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:

@@ -129,6 +129,7 @@ def test_decoding_layout_changes_no_output(pair, tmp_path):
     generated = laid_out.generate(input_ids, max_new_tokens=24, min_new_tokens=24, do_sample=False, pad_token_id=50256)
     assert torch.equal(generated[:, 9:], expected)
     assert copy.deepcopy(laid_out).to(torch.bfloat16).lm_head.weight.t().is_contiguous()  # casts keep the layout
+    assert decoding_layout(copy.deepcopy(ours).to(torch.bfloat16)).lm_head.weight.is_contiguous()  # float32 only
 
     laid_out.save_pretrained(tmp_path)  # saved in the standard layout, the tied weight once
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()

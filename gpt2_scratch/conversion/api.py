@@ -91,9 +91,12 @@ def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides)
     not record (n_head for a bare state dict whose width is not a multiple of 64, dropouts, ...).
     """
     layout_, bound, hparams = bind_any(open_checkpoint(src), layout, **overrides)
-    state_dict = dict(import_tensors(bound, hparams))
-    dtype = parse_dtype(dtype) or state_dict[TOKEN_EMBEDDING].dtype  # one dtype (GGUF keeps F32 norms in F16 files)
-    state_dict = {key: cast(tensor, dtype) for key, tensor in state_dict.items()}
+    dtype = parse_dtype(dtype)
+    # Each tensor is cast as it arrives, so a float32 checkpoint loaded as bfloat16 never holds both copies.
+    state_dict = {key: cast(tensor, dtype) for key, tensor in import_tensors(bound, hparams)}
+    if dtype is None:  # as stored, in one dtype all the same (GGUF keeps F32 norms in F16 files)
+        dtype = state_dict[TOKEN_EMBEDDING].dtype
+        state_dict = {key: cast(tensor, dtype) for key, tensor in state_dict.items()}
     with torch.device("meta"):
         model = scratch_model_class(hparams)(to_config(hparams))
     model.load_state_dict(state_dict, strict=False, assign=True)
@@ -110,8 +113,8 @@ def scratch_model_class(hparams: dict):
     return ScratchGPT2ForSequenceClassification if hparams["num_labels"] else ScratchGPT2ForCausalLM
 
 
-def cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return tensor.to(dtype) if tensor.is_floating_point() else tensor
+def cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
 
 
 def from_transformers_gpt2(src, **overrides):

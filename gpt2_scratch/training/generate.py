@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ..generation import stream_generate
+from ..speed import decoding_layout
 from .checkpoint import latest_checkpoint
 
 
@@ -24,23 +25,26 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
 
 def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int = 50, top_k: int | None = 25,
                   temperature: float = 1.0, seed: int | None = None, stream: bool = False) -> str:
-    """The continuation of `prompt` sampled with top-k and temperature (temperature 0: greedy). With
-    `stream=True` the prompt and then the continuation are also printed, token by token as they come."""
+    """The continuation of `prompt` sampled with top-k and temperature (temperature 0: greedy), up to the end of
+    text. With `stream=True` the prompt and then the continuation are also printed, piece by piece as they come.
+
+    It decodes with gpt2_scratch.generation's lean loop over the model in the decoding layout."""
     model_dir = resolve_model_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    if seed is not None:
-        torch.manual_seed(seed)
-    inputs = tokenizer(prompt, return_tensors="pt")
-    room = model.config.n_positions - inputs.input_ids.shape[1]
+    model = decoding_layout(AutoModelForCausalLM.from_pretrained(model_dir).eval())
+    prompt_length = len(tokenizer(prompt)["input_ids"])
+    room = model.config.n_positions - prompt_length
     if room < 1:
-        raise ValueError(f"the prompt has {inputs.input_ids.shape[1]} tokens: no room left in the model's context of {model.config.n_positions}.")
-    sampling = dict(do_sample=True, top_k=top_k or 0, temperature=temperature) if temperature > 0 else dict(do_sample=False)
-    output = model.generate(
-        **inputs,
-        max_new_tokens=min(max_new_tokens, room),
-        pad_token_id=tokenizer.eos_token_id,
-        streamer=TextStreamer(tokenizer) if stream else None,
-        **sampling,
-    )
-    return tokenizer.decode(output[0, inputs.input_ids.shape[1] :])
+        raise ValueError(f"the prompt has {prompt_length} tokens: no room left in the model's context of {model.config.n_positions}.")
+    if stream:
+        print(prompt, end="", flush=True)
+    pieces = []
+    for piece in stream_generate(
+        model, tokenizer, prompt, min(max_new_tokens, room), temperature=temperature, top_k=top_k or None, seed=seed
+    ):
+        pieces.append(piece)
+        if stream:
+            print(piece, end="", flush=True)
+    if stream:
+        print()
+    return "".join(pieces)
