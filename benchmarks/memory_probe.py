@@ -1,6 +1,6 @@
 """Peak resident memory (RSS) of one action, measured in a fresh process so that nothing else is counted.
 
-    python benchmarks/memory_probe.py load --impl ours|ours-low-memory|reference --checkpoint DIR [--dtype bfloat16]
+    python benchmarks/memory_probe.py load --impl ours|ours-low-memory|ours-converted|reference --checkpoint DIR [--dtype bfloat16]
     python benchmarks/memory_probe.py train --impl ours|reference --size small --batch 4 --seq 256
     python benchmarks/memory_probe.py convert --checkpoint DIR --output DIR --layout transformers
 
@@ -41,11 +41,16 @@ def touch_every_weight(model):
 
 def load(impl: str, checkpoint: str, dtype: torch.dtype):
     """ours: from_pretrained, as transformers loads any model; ours-low-memory: gpt2_scratch.speed.load_low_memory,
-    which reads one tensor at a time with positioned reads (no memory map) and casts it before the next."""
+    which reads one tensor at a time with positioned reads (no memory map) and casts it before the next;
+    ours-converted: gpt2_scratch.conversion.load_model of a checkpoint in another layout (transformers')."""
     if impl == "ours-low-memory":
         from gpt2_scratch.speed import load_low_memory
 
         model = load_low_memory(checkpoint, dtype=dtype)
+    elif impl == "ours-converted":
+        from gpt2_scratch.conversion import load_model
+
+        model = load_model(checkpoint, dtype=dtype)
     else:
         model_class = ScratchGPT2ForCausalLM if impl == "ours" else transformers.GPT2LMHeadModel
         model = model_class.from_pretrained(checkpoint, dtype=dtype)
@@ -78,7 +83,7 @@ def convert(checkpoint: str, output: str, layout: str):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["load", "train", "convert"])
-    parser.add_argument("--impl", choices=["ours", "ours-low-memory", "reference"], default="ours")
+    parser.add_argument("--impl", choices=["ours", "ours-low-memory", "ours-converted", "reference"], default="ours")
     parser.add_argument("--checkpoint")
     parser.add_argument("--output", help="convert: the folder to write")
     parser.add_argument("--layout", default="transformers", help="convert: the layout to write")
