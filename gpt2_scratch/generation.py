@@ -55,11 +55,7 @@ class PreallocatedLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
         start = self.keys.shape[-2]
         end = start + key_states.shape[-2]
-        if end > self.max_length:
-            raise ValueError(
-                f"The preallocated KV cache holds {self.max_length} positions but step {end} was asked for; "
-                "make the cache longer (prompt length + max_new_tokens)."
-            )
+        self.check_room(end)
         self.key_buffer[:, :, start:end] = key_states
         self.value_buffer[:, :, start:end] = value_states
         self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
@@ -67,6 +63,14 @@ class PreallocatedLayer(DynamicLayer):
 
     def get_max_length(self) -> int:
         return self.max_length
+
+    def check_room(self, end: int) -> None:
+        """Fail clearly when positions up to `end` would not fit."""
+        if end > self.max_length:
+            raise ValueError(
+                f"The preallocated KV cache holds {self.max_length} positions but step {end} was asked for; "
+                "make the cache longer (prompt length + max_new_tokens)."
+            )
 
 
 class PreallocatedCache(Cache):
@@ -129,15 +133,12 @@ class OneTokenDecoder(ForwardStep):
     attends to every cached position (nothing lies in its future, so no mask), with the model's eager_attention.
     """
 
-    def __init__(self, model: ScratchGPT2ForCausalLM, cache: PreallocatedCache):
-        super().__init__(model, cache)
-        self.position = 0  # how many positions the cache holds
-
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
-        if self.position == 0 or input_ids.shape[1] > 1:
-            self.position += input_ids.shape[1]
+        p = self.cache.get_seq_length()  # positions cached so far: the new token's position
+        if p == 0 or input_ids.shape[1] > 1:
             return super().__call__(input_ids)
-        trunk, p = self.model.transformer, self.position
+        self.cache.layers[0].check_room(p + 1)
+        trunk = self.model.transformer
         batch, width = input_ids.shape[0], trunk.config.n_embd
         x = trunk.wte(input_ids[:, 0]) + trunk.wpe.weight[p]
         for block, layer in zip(trunk.h, self.cache.layers):
@@ -151,7 +152,6 @@ class OneTokenDecoder(ForwardStep):
             x = x + attention.c_proj(output.reshape(batch, width))
             x = x + block.mlp(block.ln_2(x))
             layer.keys, layer.values = keys, values  # the cache stays usable by the model's forward
-        self.position += 1
         return self.model.lm_head(trunk.ln_f(x))[:, : self.model.config.vocab_size]
 
 

@@ -99,6 +99,8 @@ def test_one_token_decoder_steps_equal_the_model_forward(pair):
     expected = reference(input_ids).logits
     torch.testing.assert_close(torch.stack(logits[:-1], dim=1), expected[:, 4:10], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logits[-1], expected[:, -1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="preallocated KV cache holds 12 positions"), torch.inference_mode():
+        step(input_ids[:, :1])
 
 
 def test_models_in_training_mode_and_others_decode_through_their_forward(pair):
