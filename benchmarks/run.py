@@ -109,6 +109,17 @@ def timed_candidates(models: dict, run, plan: Plan) -> dict[str, list[float]]:
     return interleaved(calls, plan)
 
 
+def add_throughput_rows(report: Report, section: str, size: str, case: str, variants, seconds: dict, tokens: int):
+    """One tokens/s row per variant of ours, each against the reference, from seconds per call of `tokens`."""
+    for name in variants:
+        report.add(
+            Row(
+                section, size, f"{case} {name}", "tok/s",
+                throughput(seconds[name], tokens), throughput(seconds["reference"], tokens),
+            )
+        )
+
+
 def bench_forward(report: Report, size: str, variants: dict, reference, plan: Plan):
     models = {**variants, "reference": reference}
     for batch, seq in plan.forward_shapes:
@@ -122,13 +133,7 @@ def bench_forward(report: Report, size: str, variants: dict, reference, plan: Pl
                     model(input_ids, use_cache=False)
 
             seconds = timed_candidates(models, forward, plan)
-            for name in variants:
-                report.add(
-                    Row(
-                        "forward", size, f"b{batch}x{seq} {dtype_name} {name}", "tok/s",
-                        throughput(seconds[name], batch * seq), throughput(seconds["reference"], batch * seq),
-                    )
-                )
+            add_throughput_rows(report, "forward", size, f"b{batch}x{seq} {dtype_name}", variants, seconds, batch * seq)
 
 
 def bench_train(report: Report, size: str, variants: dict, reference, plan: Plan):
@@ -155,13 +160,7 @@ def bench_train(report: Report, size: str, variants: dict, reference, plan: Plan
         for model in models.values():
             model.train()
         seconds = timed_candidates(models, step, plan)
-        for name in variants:
-            report.add(
-                Row(
-                    "train", size, f"b{batch}x{seq} {dtype_name} {name}", "tok/s",
-                    throughput(seconds[name], batch * seq), throughput(seconds["reference"], batch * seq),
-                )
-            )
+        add_throughput_rows(report, "train", size, f"b{batch}x{seq} {dtype_name}", variants, seconds, batch * seq)
     for model in models.values():
         model.eval()
         model.zero_grad(set_to_none=True)
