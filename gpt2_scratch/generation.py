@@ -24,18 +24,23 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import torch
+from torch import nn
+from torch.nn import functional as F
 from transformers.cache_utils import Cache, DynamicLayer
 
-from .modeling.modeling_scratch_gpt2 import ScratchGPT2ForCausalLM, eager_attention
+from .modeling.modeling_scratch_gpt2 import ScratchGPT2ForCausalLM
 
 
 class PreallocatedLayer(DynamicLayer):
-    """One layer's keys and values in buffers sized for the whole generation, filled in place.
+    """One layer's keys and values in a buffer sized for the whole generation, filled in place.
 
     It behaves like transformers' DynamicLayer (what the model and the mask builder see is the filled prefix,
     `self.keys` / `self.values`), but appending writes into the buffer instead of concatenating a new tensor.
+    Keys and values share one buffer, (batch, 2, heads, max_length, head_dim), so that a one-token step stores
+    both with a single copy.
     """
 
     def __init__(self, max_length: int):
@@ -45,8 +50,8 @@ class PreallocatedLayer(DynamicLayer):
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         batch, heads, _, head_dim = key_states.shape
         self.dtype, self.device = key_states.dtype, key_states.device
-        self.key_buffer = key_states.new_empty(batch, heads, self.max_length, head_dim)
-        self.value_buffer = value_states.new_empty(batch, heads, self.max_length, value_states.shape[-1])
+        self.key_value_buffer = key_states.new_empty(batch, 2, heads, self.max_length, head_dim)
+        self.key_buffer, self.value_buffer = self.key_value_buffer[:, 0], self.key_value_buffer[:, 1]
         self.keys, self.values = self.key_buffer[:, :, :0], self.value_buffer[:, :, :0]
         self.is_initialized = True
 
@@ -124,35 +129,89 @@ class ForwardStep:
         return output.logits[:, -1]
 
 
+class BlockTensors(NamedTuple):
+    """What a one-token step needs from one Block: its tensors, matmul weights as (in, out) views (x @ weight)."""
+
+    ln_1: nn.Module
+    attn_weight: torch.Tensor
+    attn_bias: torch.Tensor | None
+    attn_proj_weight: torch.Tensor
+    attn_proj_bias: torch.Tensor
+    scaling: float
+    ln_2: nn.Module
+    fc_weight: torch.Tensor
+    fc_bias: torch.Tensor
+    gelu_approximate: str
+    mlp_proj_weight: torch.Tensor
+    mlp_proj_bias: torch.Tensor
+
+    @classmethod
+    def of(cls, block: nn.Module) -> "BlockTensors":
+        attention, mlp = block.attn, block.mlp
+        return cls(
+            block.ln_1,
+            attention.c_attn.weight.t(),
+            attention.c_attn.bias,
+            attention.c_proj.weight.t(),
+            attention.c_proj.bias,
+            attention.scaling,
+            block.ln_2,
+            mlp.c_fc.weight.t(),
+            mlp.c_fc.bias,
+            mlp.act.approximate,
+            mlp.c_proj.weight.t(),
+            mlp.c_proj.bias,
+        )
+
+
+def affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x @ weight + bias in one call (what nn.Linear computes, with its weight already transposed)."""
+    return torch.mm(x, weight) if bias is None else torch.addmm(bias, x, weight)
+
+
+def layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    """Our LayerNorm module's function, called without the module machinery around it."""
+    return F.layer_norm(x, norm.weight.shape, norm.weight, norm.bias, norm.eps)
+
+
 class OneTokenDecoder(ForwardStep):
     """Decoding steps of a ScratchGPT2ForCausalLM in evaluation mode: the prompt goes through the model's forward
-    like any other, and every later step, one token per row, through the model's own modules directly.
+    like any other, and every later step, one token per row, straight through the model's tensors.
 
     A step does what Block.forward does for a single position, x + attn(ln_1(x)) then x + mlp(ln_2(x)), on
-    (batch, width) vectors: the new keys and values are written into the preallocated cache and the query
-    attends to every cached position (nothing lies in its future, so no mask), with the model's eager_attention.
+    (batch, width) vectors, with plain torch functions instead of module calls: batch-1 decoding on a CPU spends
+    most of its time reading weights, and what is left is the per-call overhead of a few hundred small operations,
+    so each one saved counts. The new key and value are written into the preallocated cache with one copy, and the
+    query attends to every cached position (nothing lies in its future, so no mask).
     """
+
+    def __init__(self, model, cache: PreallocatedCache):
+        super().__init__(model, cache)
+        trunk = model.transformer
+        self.blocks = [BlockTensors.of(block) for block in trunk.h]
+        self.token_embedding, self.position_embedding = trunk.wte.weight, trunk.wpe.weight
+        self.ln_f, self.lm_head_weight = trunk.ln_f, model.lm_head.weight.t()
+        self.vocab_size, self.n_head = model.config.vocab_size, model.config.n_head
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         p = self.cache.get_seq_length()  # positions cached so far: the new token's position
         if p == 0 or input_ids.shape[1] > 1:
             return super().__call__(input_ids)
         self.cache.layers[0].check_room(p + 1)
-        trunk = self.model.transformer
-        batch, width = input_ids.shape[0], trunk.config.n_embd
-        x = trunk.wte(input_ids[:, 0]) + trunk.wpe.weight[p]
-        for block, layer in zip(trunk.h, self.cache.layers):
-            attention = block.attn
-            qkv = attention.c_attn(block.ln_1(x)).view(batch, 3, attention.n_head, 1, attention.head_dim)
-            query, key, value = qkv.unbind(1)  # each (batch, heads, 1, head_dim)
-            layer.key_buffer[:, :, p : p + 1] = key
-            layer.value_buffer[:, :, p : p + 1] = value
-            keys, values = layer.key_buffer[:, :, : p + 1], layer.value_buffer[:, :, : p + 1]
-            output, _ = eager_attention(attention, query, keys, values, None, attention.scaling)
-            x = x + attention.c_proj(output.reshape(batch, width))
-            x = x + block.mlp(block.ln_2(x))
-            layer.keys, layer.values = keys, values  # the cache stays usable by the model's forward
-        return self.model.lm_head(trunk.ln_f(x))[:, : self.model.config.vocab_size]
+        batch = input_ids.shape[0]
+        x = self.token_embedding[input_ids[:, 0]] + self.position_embedding[p]
+        width = x.shape[-1]
+        for block, layer in zip(self.blocks, self.cache.layers):
+            qkv = affine(layer_norm(x, block.ln_1), block.attn_weight, block.attn_bias)
+            qkv = qkv.view(batch, 3, self.n_head, width // self.n_head)
+            layer.key_value_buffer[:, :, :, p].copy_(qkv[:, 1:])
+            layer.keys, layer.values = layer.key_buffer[:, :, : p + 1], layer.value_buffer[:, :, : p + 1]
+            query = qkv[:, 0, :, None]  # (batch, heads, 1, head_dim)
+            output = F.scaled_dot_product_attention(query, layer.keys, layer.values, scale=block.scaling)
+            x = x + affine(output.view(batch, width), block.attn_proj_weight, block.attn_proj_bias)
+            hidden = F.gelu(affine(layer_norm(x, block.ln_2), block.fc_weight, block.fc_bias), approximate=block.gelu_approximate)
+            x = x + affine(hidden, block.mlp_proj_weight, block.mlp_proj_bias)
+        return torch.mm(layer_norm(x, self.ln_f), self.lm_head_weight)[:, : self.vocab_size]
 
 
 def decoding_steps(model, cache: PreallocatedCache) -> ForwardStep:
