@@ -199,7 +199,7 @@ class OneTokenDecoder(ForwardStep):
             return super().__call__(input_ids)
         self.cache.layers[0].check_room(p + 1)
         batch = input_ids.shape[0]
-        x = self.token_embedding[input_ids[:, 0]] + self.position_embedding[p]
+        x = self.token_embedding[input_ids[:, 0]] + self.position_embedding[p]  # a new tensor: added to in place
         width = x.shape[-1]
         for block, layer in zip(self.blocks, self.cache.layers):
             qkv = affine(layer_norm(x, block.ln_1), block.attn_weight, block.attn_bias)
@@ -208,9 +208,9 @@ class OneTokenDecoder(ForwardStep):
             layer.keys, layer.values = layer.key_buffer[:, :, : p + 1], layer.value_buffer[:, :, : p + 1]
             query = qkv[:, 0, :, None]  # (batch, heads, 1, head_dim)
             output = F.scaled_dot_product_attention(query, layer.keys, layer.values, scale=block.scaling)
-            x = x + affine(output.view(batch, width), block.attn_proj_weight, block.attn_proj_bias)
+            x += affine(output.view(batch, width), block.attn_proj_weight, block.attn_proj_bias)
             hidden = F.gelu(affine(layer_norm(x, block.ln_2), block.fc_weight, block.fc_bias), approximate=block.gelu_approximate)
-            x = x + affine(hidden, block.mlp_proj_weight, block.mlp_proj_bias)
+            x += affine(hidden, block.mlp_proj_weight, block.mlp_proj_bias)
         return torch.mm(layer_norm(x, self.ln_f), self.lm_head_weight)[:, : self.vocab_size]
 
 

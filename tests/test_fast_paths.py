@@ -3,6 +3,7 @@ GPT-2 generate() with the same weights, and the training levers against plain tr
 by benchmarks/run.py, never here."""
 
 import copy
+import mmap
 
 import pytest
 import torch
@@ -121,6 +122,9 @@ def test_decoding_layout_changes_no_output(pair, tmp_path):
         assert weight.t().is_contiguous() and not weight.is_contiguous()
     assert mlp.c_proj.weight.is_contiguous()  # narrowing: nn.Linear's layout is the faster one
     assert laid_out.lm_head.weight is laid_out.transformer.wte.weight
+    if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux: every float32 weight lies in one buffer that starts on a huge page
+        storages = {p.untyped_storage().data_ptr() for p in laid_out.parameters()}
+        assert len(storages) == 1 and min(p.data_ptr() for p in laid_out.parameters()) % (2 * 1024 * 1024) == 0
     for name, tensor in ours.state_dict().items():
         assert torch.equal(laid_out.state_dict()[name], tensor), name
 

@@ -185,6 +185,11 @@ class Block(GradientCheckpointingLayer):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def stands_alone(tensor: torch.Tensor) -> bool:
+    """Whether `tensor` is contiguous and owns its whole storage (not a view into a larger buffer)."""
+    return tensor.is_contiguous() and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+
+
 class ScratchGPT2PreTrainedModel(PreTrainedModel):
     """What every ScratchGPT2 model shares: its config class, weight initialisation and capabilities."""
 
@@ -227,14 +232,15 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
             "AutoModelForCausalLM": f"{module}.ScratchGPT2ForCausalLM",
             "AutoModelForSequenceClassification": f"{module}.ScratchGPT2ForSequenceClassification",
         }
-        if kwargs.get("state_dict") is None and not all(p.is_contiguous() for p in self.parameters()):
-            # Weights stored transposed for fast decoding (gpt2_scratch.speed.decoding_layout) are saved in the
-            # standard layout; tied weights share one copy, so that they are still saved once.
+        if kwargs.get("state_dict") is None and not all(stands_alone(p) for p in self.parameters()):
+            # Weights laid out for fast decoding (gpt2_scratch.speed.decoding_layout) are transposed in memory and
+            # share one buffer; they are saved in the standard layout, one tensor each. Tied weights share one
+            # copy, so that they are still saved once.
             copies = {}
             kwargs["state_dict"] = {}
             for name, tensor in self.state_dict().items():
                 if tensor.data_ptr() not in copies:
-                    copies[tensor.data_ptr()] = tensor.contiguous()
+                    copies[tensor.data_ptr()] = tensor if stands_alone(tensor) else tensor.clone(memory_format=torch.contiguous_format)
                 kwargs["state_dict"][name] = copies[tensor.data_ptr()]
         return super().save_pretrained(save_directory, *args, **kwargs)
 
