@@ -7,9 +7,10 @@ of a small model's decoding time. This module decodes with the least per-step wo
 - `PreallocatedCache` allocates each layer's keys and values once, for the whole generation, and writes every
   new step into place; attention reads a view of the filled part, so no step copies or reallocates the cache
   and no attention mask is needed (a single new query may look at everything before it).
-- `OneTokenDecoder` runs the prompt through the model into that cache, then every later step through the
-  model's own layers for one token per row, skipping what a general forward pass has to do on every call
-  (building masks and position ids, dispatching attention, assembling output objects).
+- `OneTokenDecoder` runs the prompt through the model into that cache, then every later step, one token per
+  row, through the model's weights with plain torch functions (layer_norm, addmm, scaled dot-product attention,
+  gelu), skipping what a general forward pass does on every call (module calls, masks and position ids,
+  attention dispatch, output objects).
 - `generate_tokens` runs the loop and yields each new token as it comes; greedy decoding gives the same tokens
   as `model.generate(do_sample=False)`. It drives any transformers causal LM that takes `past_key_values`
   (ours through `OneTokenDecoder`, others, such as transformers' own GPT-2, through their forward).
@@ -17,7 +18,7 @@ of a small model's decoding time. This module decodes with the least per-step wo
   (`stream_text` does that last part for any stream of token ids).
 
 Batch-1 decoding on a CPU reads every weight once per token, so it is bound by memory bandwidth; the other
-lever is the weights' layout, see `gpt2_scratch.speed.decoding_layout`.
+lever is where and how the weights lie in memory, see `gpt2_scratch.speed.decoding_layout`.
 """
 
 from __future__ import annotations
