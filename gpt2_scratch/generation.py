@@ -131,7 +131,8 @@ class ForwardStep:
 
 
 class BlockTensors(NamedTuple):
-    """What a one-token step needs from one Block: its tensors, matmul weights as (in, out) views (x @ weight)."""
+    """What a one-token step needs from one Block: its layer norms, and its matmuls' weights as (in, out) views
+    (x @ weight, no transpose per step) with their biases."""
 
     ln_1: nn.Module
     attn_weight: torch.Tensor
@@ -210,7 +211,8 @@ class OneTokenDecoder(ForwardStep):
             query = qkv[:, 0, :, None]  # (batch, heads, 1, head_dim)
             output = F.scaled_dot_product_attention(query, layer.keys, layer.values, scale=block.scaling)
             x += affine(output.view(batch, width), block.attn_proj_weight, block.attn_proj_bias)
-            hidden = F.gelu(affine(layer_norm(x, block.ln_2), block.fc_weight, block.fc_bias), approximate=block.gelu_approximate)
+            hidden = affine(layer_norm(x, block.ln_2), block.fc_weight, block.fc_bias)
+            hidden = F.gelu(hidden, approximate=block.gelu_approximate)
             x += affine(hidden, block.mlp_proj_weight, block.mlp_proj_bias)
         return torch.mm(layer_norm(x, self.ln_f), self.lm_head_weight)[:, : self.vocab_size]
 

@@ -240,7 +240,8 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
             kwargs["state_dict"] = {}
             for name, tensor in self.state_dict().items():
                 if tensor.data_ptr() not in copies:
-                    copies[tensor.data_ptr()] = tensor if stands_alone(tensor) else tensor.clone(memory_format=torch.contiguous_format)
+                    alone = stands_alone(tensor)
+                    copies[tensor.data_ptr()] = tensor if alone else tensor.clone(memory_format=torch.contiguous_format)
                 kwargs["state_dict"][name] = copies[tensor.data_ptr()]
         return super().save_pretrained(save_directory, *args, **kwargs)
 
