@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 import gpt2_scratch  # noqa: F401  (registers the Auto classes)
-
+from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM
 from gpt2_scratch.conversion import from_transformers_gpt2
 from gpt2_scratch.generation import (
     ForwardStep,
@@ -102,6 +102,26 @@ def test_one_token_decoder_steps_equal_the_model_forward(pair):
     torch.testing.assert_close(logits[-1], expected[:, -1], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="preallocated KV cache holds 12 positions"), torch.inference_mode():
         step(input_ids[:, :1])
+
+
+def test_one_token_decoder_follows_the_config_variants():
+    """No Q/K/V bias, the exact GELU and a padded vocabulary: the decoder's steps still give the logits of the
+    model's own forward (checked against transformers' GPT-2 elsewhere), over vocab_size columns."""
+    torch.manual_seed(3)
+    config = ScratchGPT2Config.from_preset(
+        "tiny", qkv_bias=False, activation_function="gelu", pad_vocab_size_to_multiple_of=64, vocab_size=1000
+    )
+    model = ScratchGPT2ForCausalLM(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():  # random biases and LayerNorms, so that every term shows
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    input_ids = torch.randint(0, 1000, (2, 8), generator=torch.Generator().manual_seed(4))
+    step = decoding_steps(model, PreallocatedCache(config.n_layer, max_length=8))
+    with torch.inference_mode():
+        logits = [step(input_ids[:, :4])] + [step(input_ids[:, p : p + 1]) for p in range(4, 8)]
+        expected = model(input_ids).logits[:, 3:]
+    assert expected.shape[-1] == 1000
+    torch.testing.assert_close(torch.stack(logits, dim=1), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_models_in_training_mode_and_others_decode_through_their_forward(pair):
