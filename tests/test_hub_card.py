@@ -198,3 +198,29 @@ def test_staging_a_conversion_of_transformers_gpt2_keeps_its_outputs(tmp_path):
     card = ModelCard.load(tmp_path / "staged" / "README.md")
     assert "converted from `openai-community/gpt2` (checkpoint layout `transformers`)" in card.text
     assert card.data.license == "mit" and "openai-weights" in card.data.tags
+
+
+def test_the_limitations_name_the_pretraining_the_weights_come_from(tmp_path):
+    """A fine-tune's card warns about WebText only when its weights go back to OpenAI's GPT-2: its base is named
+    like OpenAI's or is a converted checkpoint folder; a base pretrained here gets its own warning, found through a
+    chain of fine-tunes too; an unknown base, a neutral paragraph."""
+    model = gpt2_scratch.ScratchGPT2ForCausalLM(tiny())
+    scratch = save_checkpoint(tmp_path / "scratch", model, metrics=PRETRAINING_METRICS)  # a pretraining run
+    converted = save_checkpoint(tmp_path / "converted", model)  # what `gpt2-scratch convert` leaves: weights only
+
+    def card_for(base, kind="classifier", name="fine-tune", **provenance):
+        folder = save_checkpoint(tmp_path / name, model, provenance={"kind": kind, "base_model": base, **provenance})
+        return build_card(folder, "user/fine-tune").text
+
+    webtext = "trained on WebText"
+    assert webtext in card_for("openai-community/gpt2-medium") and webtext in card_for("gpt2")
+    assert webtext in card_for(str(converted), kind="instruction-tuned")
+    from_scratch = card_for(str(scratch), name="from-scratch")
+    assert webtext not in from_scratch and f"`{scratch}`, a GPT-2 pretrained from scratch" in from_scratch
+    chained = card_for(str(tmp_path / "from-scratch"), kind="instruction-tuned", name="chained")
+    assert webtext not in chained and "pretrained from scratch with gpt2-scratch" in chained
+    unknown = card_for("USER/scratch-gpt2-small")
+    assert webtext not in unknown and "read the base model's\ncard as well" in unknown
+    assert webtext in card_for("USER/scratch-gpt2-small", base_origin="openai")
+    with pytest.raises(ValueError, match="base_origin 'webtext' is not one of 'openai', 'scratch'"):
+        card_for("USER/scratch-gpt2-small", base_origin="webtext")

@@ -43,6 +43,11 @@ KIND_TAGS = {
 DEFAULT_LICENSES = {"converted": "mit", "pretrained": "apache-2.0", "classifier": "mit", "instruction-tuned": "mit"}
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# The names OpenAI's GPT-2 weights go by on the Hub, with and without the organisation.
+OPENAI_GPT2 = re.compile(r"(openai-community/)?gpt2(-medium|-large|-xl)?")
+# Where a base checkpoint's weights come from, by its kind (a fine-tuned base: from wherever its own base's came).
+ORIGIN_OF_KIND = {"converted": "openai", "pretrained": "scratch"}
+BASE_ORIGINS = ("openai", "scratch")
 SPLIT_NAMES = {"train": "Train", "validation": "Validation", "test": "Test", None: ""}
 
 
@@ -129,6 +134,7 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
         },
         "provenance": records.provenance,
         "base_model": base_model(records),
+        "base_origin": base_origin(records),
         "eval_dataset": eval_dataset(records),
         "hyperparameters": {
             name: value for name, value in records.training_args.items()
@@ -150,6 +156,36 @@ def base_model(records: CheckpointRecords) -> str | None:
     """The model this one was fine-tuned or converted from: provenance.json's "base_model", else the run's "base"."""
     args = records.training_args
     return records.provenance.get("base_model") or args.get("base_model") or args.get("base")
+
+
+def base_origin(records: CheckpointRecords) -> str | None:
+    """Where a fine-tuned model's weights first came from, so that its card warns about the right pretraining data:
+    "openai" (OpenAI's GPT-2, trained on WebText), "scratch" (pretrained from scratch by one of our runs), or None
+    when that is not known (no base recorded, or a base that is neither a GPT-2 name nor a checkpoint folder here).
+    provenance.json's "base_origin" says it outright; otherwise a base folder tells by its own records (docs/hub.md:
+    a folder without any is a conversion), and a fine-tuned base passes the question on to its own base."""
+    seen = set()
+    while True:
+        recorded = records.provenance.get("base_origin")
+        if recorded is not None:
+            if recorded not in BASE_ORIGINS:
+                raise ValueError(
+                    f"{records.directory / 'provenance.json'}: base_origin {recorded!r} is not one of "
+                    f"{', '.join(map(repr, BASE_ORIGINS))}; leave it out to let the card work it out from the base."
+                )
+            return recorded
+        base = base_model(records)
+        if base is None:
+            return None
+        if OPENAI_GPT2.fullmatch(base):
+            return "openai"
+        seen.add(records.directory.resolve())
+        folder = Path(base)
+        if folder.resolve() in seen or not (folder / "config.json").is_file():
+            return None
+        records = read_records(folder)
+        if records.kind in ORIGIN_OF_KIND:
+            return ORIGIN_OF_KIND[records.kind]
 
 
 def _hub_id(name: str | None) -> str | None:
