@@ -4,6 +4,7 @@ by benchmarks/run.py, never here."""
 
 import copy
 import mmap
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,6 +214,22 @@ def test_stream_generate_yields_the_greedy_continuation_piece_by_piece(pair, tok
     pieces = list(stream_generate(ours, tokenizer, prompt, max_new_tokens=30, stop_at_eos=False))
     assert "".join(pieces) == tokenizer.decode(expected, clean_up_tokenization_spaces=False)
     assert len(pieces) > 1 and all(pieces) and not any(piece.endswith("\ufffd") for piece in pieces)
+
+
+def test_the_readme_decoding_snippet_streams_transformers_greedy_continuation(pair, tokenizer, tmp_path, capsys):
+    """The README's fast-decoding snippet, run as written on a saved checkpoint, prints what transformers' GPT-2
+    generates greedily from the same weights."""
+    reference, ours = pair
+    ours.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("The fast decoding path from Python")[1].split("```python\n")[1].split("```")[0]
+    exec(snippet, {"model_dir": str(tmp_path)})
+    input_ids = tokenizer("Every effort moves you", return_tensors="pt")["input_ids"]
+    expected = reference_greedy(reference, input_ids, 50)[0].tolist()
+    if tokenizer.eos_token_id in expected:  # generation stops there, and the snippet prints no end-of-text
+        expected = expected[: expected.index(tokenizer.eos_token_id)]
+    assert capsys.readouterr().out == tokenizer.decode(expected, clean_up_tokenization_spaces=False)
 
 
 def test_stream_text_waits_for_whole_characters(tokenizer):
