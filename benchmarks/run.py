@@ -370,7 +370,9 @@ def bench_memory(report: Report, size: str, plan: Plan):
             for impl, how in (("ours", "from_pretrained"), ("ours-low-memory", "speed.load_low_memory")):
                 ours = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(ours_dir), "--impl", impl))
                 add_memory_rows(report, size, f"load fp32 checkpoint as {dtype}, ours by {how}", [ours, reference], note)
-            converted = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(reference_dir), "--impl", "ours-converted"))
+            converted = gigabytes(
+                probe("load", "--dtype", dtype, "--checkpoint", str(reference_dir), "--impl", "ours-converted")
+            )
             case = f"load fp32 transformers checkpoint as {dtype}, ours by conversion.load_model"
             add_memory_rows(report, size, case, [converted, reference], note)
         if not fits_training(size):

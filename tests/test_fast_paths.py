@@ -106,22 +106,27 @@ def test_one_token_decoder_steps_equal_the_model_forward(pair):
 
 
 def test_one_token_decoder_follows_the_config_variants():
-    """No Q/K/V bias, the exact GELU and a padded vocabulary: the decoder's steps still give the logits of the
-    model's own forward (checked against transformers' GPT-2 elsewhere), over vocab_size columns."""
+    """No Q/K/V bias, the exact GELU and a padded vocabulary: the decoder's steps give the logits of transformers'
+    GPT-2 with the exact GELU, a zero Q/K/V bias and the unpadded vocabulary, over vocab_size columns."""
     torch.manual_seed(3)
-    config = ScratchGPT2Config.from_preset(
-        "tiny", qkv_bias=False, activation_function="gelu", pad_vocab_size_to_multiple_of=64, vocab_size=1000
-    )
-    model = ScratchGPT2ForCausalLM(config).eval()
+    reference = GPT2LMHeadModel(GPT2Config(**TINY, vocab_size=1000, activation_function="gelu")).eval()
     with torch.no_grad():
-        for parameter in model.parameters():  # random biases and LayerNorms, so that every term shows
+        for parameter in reference.parameters():  # large enough that the two GELUs differ, every bias random
             parameter.add_(torch.randn_like(parameter) * 0.1)
+        for block in reference.transformer.h:
+            block.attn.c_attn.bias.zero_()  # what a model without a Q/K/V bias computes
+    converted = from_transformers_gpt2(reference)
+    model = ScratchGPT2ForCausalLM(ScratchGPT2Config(**{**converted.config.to_dict(), "qkv_bias": False}))
+    without_qkv_bias = {k: v for k, v in converted.state_dict().items() if not k.endswith("attn.c_attn.bias")}
+    loaded = model.load_state_dict(without_qkv_bias, strict=False)
+    assert not loaded.unexpected_keys and set(loaded.missing_keys) <= {"lm_head.weight"}  # tied to wte
+    model = pad_vocabulary(model.eval(), 64)
+    assert model.config.padded_vocab_size == 1024 and model.transformer.h[0].attn.c_attn.bias is None
     input_ids = torch.randint(0, 1000, (2, 8), generator=torch.Generator().manual_seed(4))
-    step = decoding_steps(model, PreallocatedCache(config.n_layer, max_length=8))
+    step = decoding_steps(model, PreallocatedCache(model.config.n_layer, max_length=8))
     with torch.inference_mode():
         logits = [step(input_ids[:, :4])] + [step(input_ids[:, p : p + 1]) for p in range(4, 8)]
-        expected = model(input_ids).logits[:, 3:]
-    assert expected.shape[-1] == 1000
+        expected = reference(input_ids).logits[:, 3:]
     torch.testing.assert_close(torch.stack(logits, dim=1), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -63,6 +63,8 @@ def test_tiny_pretraining_learns_and_the_checkpoint_reloads(shared_data, tokeniz
         for _ in range(8):
             ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
     assert text == tokenizer.decode(ids[0, -8:])
+    with pytest.raises(ValueError, match="has 64 tokens, .* shorten the prompt to fewer than 64 tokens"):
+        generate_text(tmp_path / "run", " word" * 64, max_new_tokens=8)
 
 
 class FailsAtStep(gpt2_scratch.ScratchGPT2ForCausalLM):

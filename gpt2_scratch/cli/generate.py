@@ -6,7 +6,8 @@ from __future__ import annotations
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "generate", help="continue a prompt with a trained checkpoint",
-        description="Sample a continuation of PROMPT with top-k and temperature (or greedily), streaming it as it is generated, with the lean decoding loop of gpt2_scratch.generation.",
+        description="Sample a continuation of PROMPT with top-k and temperature (or greedily), streaming it as it "
+        "is generated, with the lean decoding loop of gpt2_scratch.generation.",
     )
     parser.add_argument("checkpoint", help="a model folder, or a run folder (its latest checkpoint is used)")
     parser.add_argument("prompt")

@@ -35,7 +35,10 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int
     prompt_length = len(tokenizer(prompt)["input_ids"])
     room = model.config.n_positions - prompt_length
     if room < 1:
-        raise ValueError(f"the prompt has {prompt_length} tokens: no room left in the model's context of {model.config.n_positions}.")
+        raise ValueError(
+            f"The prompt has {prompt_length} tokens, which leaves no room in the model's context of "
+            f"{model.config.n_positions} tokens: shorten the prompt to fewer than {model.config.n_positions} tokens."
+        )
     if stream:
         print(prompt, end="", flush=True)
     pieces = []
