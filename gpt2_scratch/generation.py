@@ -12,7 +12,7 @@ of a small model's decoding time. This module decodes with the least per-step wo
   gelu), skipping what a general forward pass does on every call (module calls, masks and position ids,
   attention dispatch, output objects).
 - `generate_tokens` runs the loop and yields each new token as it comes; greedy decoding gives the same tokens
-  as `model.generate(do_sample=False)`. It drives any transformers causal LM that takes `past_key_values`
+  as `model.generate(do_sample=False)`. It drives any transformers causal LM that takes a KV cache
   (ours through `OneTokenDecoder`, others, such as transformers' own GPT-2, through their forward).
 - `stream_generate` wraps it for people: a prompt in, text pieces out as soon as they are whole characters
   (`stream_text` does that last part for any stream of token ids).
@@ -126,7 +126,8 @@ class ForwardStep:
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(batch, time) new tokens -> (batch, vocab) logits of the last one; the cache grows by `time`."""
-        output = self.model(input_ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        # The cache goes by position: transformers 5.24 renamed its keyword from past_key_values to cache.
+        output = self.model(input_ids, self.cache, use_cache=True, logits_to_keep=1)
         return output.logits[:, -1]
 
 

@@ -25,7 +25,22 @@ def test_convert_then_verify_agrees(transformers_folder, tmp_path, capsys):
     assert main(["verify", str(transformers_folder), str(tmp_path / "back"), "--exact"]) == 0
     report = capsys.readouterr().out
     assert "tensors: 28 of 28 bit-identical" in report and "verdict: identical" in report
-    assert "greedy continuations: agree" in report
+    assert "greedy continuations (A decoded by transformers' GPT2LMHeadModel): agree" in report
+
+
+def test_verify_decodes_through_transformers_so_a_broken_generate_cannot_agree_with_itself(
+    transformers_folder, tmp_path, capsys, monkeypatch
+):
+    # The fault transformers 5.24 exposed: our generate() ignored the cache. Both sides loaded into our class agreed
+    # with each other all the same; decoding one side through transformers' GPT-2 shows the difference.
+    from gpt2_scratch.modeling import ScratchGPT2ForCausalLM
+
+    def generate_without_the_cache(self, input_ids, **kwargs):
+        return input_ids.new_zeros(input_ids.shape[0], input_ids.shape[1] + kwargs["max_new_tokens"])
+
+    monkeypatch.setattr(ScratchGPT2ForCausalLM, "generate", generate_without_the_cache)
+    assert main(["verify", str(transformers_folder), str(transformers_folder)]) == 1
+    assert "greedy continuations (A decoded by transformers' GPT2LMHeadModel): DIFFER" in capsys.readouterr().out
 
 
 def test_verify_reports_a_changed_model_and_fails(transformers_folder, tmp_path, capsys):

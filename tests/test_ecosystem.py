@@ -13,6 +13,8 @@ from transformers import Trainer, TrainingArguments, pipeline
 import gpt2_scratch  # noqa: F401  (registers the Auto classes)
 from gpt2_scratch.modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
 
+pytestmark = pytest.mark.core
+
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128)
 
 
@@ -170,3 +172,37 @@ def test_peft_lora_wraps_and_trains_only_adapters(tiny_lm):
             assert torch.equal(param, frozen_before[name]), name
     merged = model.merge_and_unload()
     assert isinstance(merged, ScratchGPT2ForCausalLM)
+
+
+def test_trl_sft_trainer_packs_documents_into_rows_longer_than_the_context(tmp_path, tokenizer, shared_data):
+    # SFTTrainer(packing=True) concatenates documents into one row per batch with position ids that restart at each
+    # document and no attention mask. The row is longer than n_positions (128); each document fits.
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from gpt2_scratch.conversion import from_transformers_gpt2
+    from oracles import random_gpt2
+
+    paragraphs = [p for p in (shared_data / "the-verdict.txt").read_text().split("\n\n") if 20 < len(p) < 400]
+    reference = random_gpt2(0, vocab_size=50257, bos_token_id=50256, eos_token_id=50256, **TINY)
+    model = from_transformers_gpt2(reference)
+    args = SFTConfig(
+        output_dir=str(tmp_path), packing=True, max_length=400, per_device_train_batch_size=1, max_steps=3,
+        learning_rate=1e-3, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+        bf16=False,  # SFTConfig's default is bf16, and Accelerate's process-wide state would keep it for later tests
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_dict({"text": paragraphs[:40]}), processing_class=tokenizer
+    )
+    batch = next(iter(trainer.get_train_dataloader()))
+    positions = batch["position_ids"]
+    assert batch["input_ids"].shape[1] > 128 and int(positions.max()) < 128 and int((positions == 0).sum()) > 2
+    inputs = dict(input_ids=batch["input_ids"], position_ids=positions, labels=batch["labels"], use_cache=False)
+    model.eval(), reference.eval()
+    with torch.no_grad():
+        assert model(**inputs).loss.item() == pytest.approx(reference(**inputs).loss.item(), abs=1e-5)
+    before = model.transformer.h[0].mlp.c_fc.weight.detach().clone()
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert not torch.equal(before, model.transformer.h[0].mlp.c_fc.weight)

@@ -23,6 +23,8 @@ from gpt2_scratch.modeling import (
     ScratchGPT2Model,
 )
 
+pytestmark = pytest.mark.core
+
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=128)
 NO_DROPOUT = dict(embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
 GPT2_VOCAB = dict(vocab_size=50257, bos_token_id=50256, eos_token_id=50256)  # generation pads with 50256
@@ -344,11 +346,13 @@ def test_dtypes_and_gradient_checkpointing():
     assert bf16.eval()(ids).logits.dtype == torch.bfloat16
 
     ours.train()
-    ours.gradient_checkpointing_enable()
+    # transformers 5.24 renamed gradient checkpointing to activation checkpointing.
+    checkpointing = "activation" if hasattr(ours, "activation_checkpointing_enable") else "gradient"
+    getattr(ours, f"{checkpointing}_checkpointing_enable")()
     loss = ours(ids, labels=ids).loss
     loss.backward()
     with_checkpointing = {n: p.grad.clone() for n, p in ours.named_parameters()}
-    ours.gradient_checkpointing_disable()
+    getattr(ours, f"{checkpointing}_checkpointing_disable")()
     ours.zero_grad()
     ours(ids, labels=ids).loss.backward()
     for name, param in ours.named_parameters():

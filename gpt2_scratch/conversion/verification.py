@@ -1,7 +1,9 @@
 """`verify`: do two checkpoints, in any layouts, hold the same model?
 
 Three checks, from strictest to most practical: every tensor equal; the largest difference between their
-logits on fixed prompts; and whether greedy decoding continues each prompt with the same tokens.
+logits on fixed prompts; and whether greedy decoding continues each prompt with the same tokens. The greedy check
+decodes A through transformers' own GPT-2 wherever GPT2Config can hold A's architecture, so that a fault in our
+`generate()` cannot agree with itself.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .api import load_model
+from .api import load_model, to_transformers_gpt2
 
 PROMPT_COUNT, PROMPT_LENGTH = 4, 16
 
@@ -26,6 +28,7 @@ class VerifyReport:
     max_logit_difference: float = float("nan")
     greedy_agree: bool = False
     greedy_what: str = "greedy continuations"  # for classifiers: the predicted classes
+    greedy_through: str = ""  # which implementation decoded A, for the summary
     atol: float = 1e-4
 
     @property
@@ -60,7 +63,8 @@ class VerifyReport:
             f"max logit difference on {PROMPT_COUNT} fixed prompts: {self.max_logit_difference:.3g} "
             f"(tolerance {self.atol:g})"
         )
-        lines.append(f"{self.greedy_what}: {'agree' if self.greedy_agree else 'DIFFER'}")
+        through = f" (A decoded by {self.greedy_through})" if self.greedy_through else ""
+        lines.append(f"{self.greedy_what}{through}: {'agree' if self.greedy_agree else 'DIFFER'}")
         lines.append("verdict: " + ("identical" if self.identical else "agree" if self.agree else "DISAGREE"))
         return "\n".join(lines)
 
@@ -108,10 +112,20 @@ def verify(
             report.greedy_agree = torch.equal(logits_a.argmax(-1), logits_b.argmax(-1))
         else:
             settings = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0, attention_mask=mask)
+            decoder_a, report.greedy_through = independent_decoder(model_a)
             report.greedy_agree = torch.equal(
-                model_a.generate(prompts, **settings), model_b.generate(prompts, **settings)
+                decoder_a.generate(prompts, **settings), model_b.generate(prompts, **settings)
             )
     return report
+
+
+def independent_decoder(model):
+    """`model`'s weights in transformers' GPT2LMHeadModel, and that implementation's name; the model itself where
+    GPT-2's config cannot express its architecture (no Q/K/V bias, for example)."""
+    try:
+        return to_transformers_gpt2(model), "transformers' GPT2LMHeadModel"
+    except (ValueError, KeyError, RuntimeError):
+        return model, type(model).__name__
 
 
 def own_tensors(model) -> dict[str, torch.Tensor]:

@@ -36,7 +36,7 @@ class ScratchGPT2Config(PreTrainedConfig):
     """
 
     model_type = "scratch-gpt2"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # the cache's names from and before transformers 5.24
     attribute_map = {
         "hidden_size": "n_embd",
         "max_position_embeddings": "n_positions",

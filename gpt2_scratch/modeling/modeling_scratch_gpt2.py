@@ -26,6 +26,11 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_scratch_gpt2 import ScratchGPT2Config
 
+# transformers 5.24 renamed the KV cache from `past_key_values` to `cache`, in forward arguments and in model outputs.
+# A checkpoint on the Hub keeps this file forever, so it speaks both: forwards take either name, and outputs carry
+# the cache under whichever name the installed transformers declares.
+CACHE_FIELD = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------------------------------------------------
@@ -110,7 +115,7 @@ class CausalSelfAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, time, width = hidden_states.shape
@@ -118,9 +123,9 @@ class CausalSelfAttention(nn.Module):
         qkv = self.c_attn(hidden_states).view(batch, time, 3, self.n_head, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
-        if past_key_values is not None:
+        if cache is not None:
             # The cache appends this step's keys and values and hands back all of them so far.
-            key, value = past_key_values.update(key, value, self.layer_idx)
+            key, value = cache.update(key, value, self.layer_idx)
 
         # "eager" is ours (above); "sdpa", "flash_attention_2", "flex_attention"... come from transformers.
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention)
@@ -171,10 +176,10 @@ class Block(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attn_output, attn_weights = self.attn(self.ln_1(hidden_states), attention_mask, past_key_values, **kwargs)
+        attn_output, attn_weights = self.attn(self.ln_1(hidden_states), attention_mask, cache, **kwargs)
         hidden_states = hidden_states + attn_output
         hidden_states = hidden_states + self.mlp(self.ln_2(hidden_states))
         return hidden_states, attn_weights
@@ -197,7 +202,7 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
     base_model_prefix = "transformer"
     supports_gradient_checkpointing = True
     _no_split_modules = ["Block"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True  # without it transformers silently falls back to eager attention
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -220,6 +225,10 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
         elif isinstance(module, LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+
+    def wants_dict(self, return_dict: bool | None) -> bool:
+        """Whether forward returns its ModelOutput (the default) or, with return_dict=False, a plain tuple."""
+        return return_dict if return_dict is not None else self.config.return_dict
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as transformers does, with an `auto_map` naming every head, so that any Auto class (AutoModel,
@@ -257,6 +266,21 @@ def position_ids_from_attention_mask(attention_mask: torch.Tensor, query_length:
     return positions[:, -query_length:]
 
 
+def check_positions(position_ids: torch.Tensor, n_positions: int):
+    """Refuse positions past the learned position embeddings, with a message that says how to fix it.
+
+    The positions are checked rather than the row's length, so that packed rows whose positions restart at every
+    document (padding-free training) may be longer than n_positions, as in transformers' GPT-2."""
+    last = int(position_ids.max())
+    if last >= n_positions:
+        raise ValueError(
+            f"The input reaches position {last} but this model has position embeddings for {n_positions} positions "
+            f"(config.n_positions): each sequence, cached tokens included, can be at most {n_positions} tokens long. "
+            "Truncate the input, for example with the tokenizer's truncation=True and max_length, or keep only the "
+            "last tokens."
+        )
+
+
 class ScratchGPT2Model(ScratchGPT2PreTrainedModel):
     """The GPT-2 trunk: token + position embeddings, n_layer blocks, a final LayerNorm. Returns hidden states."""
 
@@ -279,15 +303,22 @@ class ScratchGPT2Model(ScratchGPT2PreTrainedModel):
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPast:
+    ) -> BaseModelOutputWithPast | tuple:
+        r"""token_type_ids: optional segment ids, embedded with the token embedding itself (as GPT-2 does: it has no
+        table of its own) and added to the input.
+        past_key_values: the cache's name before transformers 5.24; same as `cache`."""
+        cache = cache if cache is not None else past_key_values
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -306,54 +337,49 @@ class ScratchGPT2Model(ScratchGPT2PreTrainedModel):
 
         if inputs_embeds is None:
             inputs_embeds = self.wte(input_ids)
-        batch, time = inputs_embeds.shape[:2]
+        time = inputs_embeds.shape[1]
 
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
-        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
-        if past_length + time > self.config.n_positions:
-            raise ValueError(
-                f"The input is {past_length + time} tokens long ({past_length} cached + {time} new) but this model "
-                f"has position embeddings for {self.config.n_positions} (config.n_positions). Truncate the input, "
-                "for example with the tokenizer's truncation=True and max_length, or keep only the last tokens."
-            )
-
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
         if position_ids is None:
             if attention_mask is not None and attention_mask.ndim == 2:
                 position_ids = position_ids_from_attention_mask(attention_mask, time)
             else:
+                past_length = cache.get_seq_length() if cache is not None else 0
                 position_ids = torch.arange(past_length, past_length + time, device=inputs_embeds.device)[None]
+        if not torch.compiler.is_compiling():  # a data-dependent check would break a full-graph compile
+            check_positions(position_ids, self.config.n_positions)
 
-        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))
+        hidden_states = inputs_embeds + self.wpe(position_ids)
+        if token_type_ids is not None:
+            hidden_states = hidden_states + self.wte(token_type_ids)
+        hidden_states = self.drop(hidden_states)
 
         # One mask for all blocks, in the format the attention implementation wants (additive floats for eager,
         # booleans or None for SDPA, which then uses its built-in causal mask), combining causality and padding.
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            position_ids=position_ids,
-        )
+        # Position ids that restart inside a row (packed documents) keep each document to itself.
+        # The cache goes by position: its keyword is `past_key_values` before transformers 5.24, `cache` from it.
+        causal_mask = create_causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids)
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for block in self.h:
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-            hidden_states, attn_weights = block(hidden_states, causal_mask, past_key_values, **kwargs)
+            hidden_states, attn_weights = block(hidden_states, causal_mask, cache, **kwargs)
             if output_attentions:
                 all_attentions += (attn_weights,)
         hidden_states = self.ln_f(hidden_states)
         if output_hidden_states:
             all_hidden_states += (hidden_states,)
 
-        return BaseModelOutputWithPast(
+        output = BaseModelOutputWithPast(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
             hidden_states=all_hidden_states,
             attentions=all_attentions,
+            **{CACHE_FIELD: cache if use_cache else None},
         )
+        return output if self.wants_dict(return_dict) else output.to_tuple()
 
 
 class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
@@ -371,17 +397,20 @@ class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs,
-    ) -> CausalLMOutputWithPast:
+    ) -> CausalLMOutputWithPast | tuple:
         r"""labels: token ids to predict, shifted inside (so labels = input_ids works); -100 marks positions to ignore.
         logits_to_keep: compute logits for the last N positions only (0 = all), or for the given position indices;
         generation needs just the last one, which saves a (time x vocab) matmul.
@@ -389,13 +418,15 @@ class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
         the tokens of all accumulated micro-batches and divided once, making gradient accumulation exact."""
         outputs = self.transformer(
             input_ids,
-            past_key_values=past_key_values,
+            cache=cache if cache is not None else past_key_values,
             attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -407,13 +438,14 @@ class ScratchGPT2ForCausalLM(ScratchGPT2PreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
 
-        return CausalLMOutputWithPast(
+        output = CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
+        return output if self.wants_dict(return_dict) else output.to_tuple()
 
 
 class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
@@ -452,27 +484,32 @@ class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutputWithPast:
+    ) -> SequenceClassifierOutputWithPast | tuple:
         r"""labels: class ids (single-label), floats (regression when num_labels == 1) or multi-hot floats
         (multi-label); config.problem_type fixes the choice, otherwise it is inferred as transformers does."""
         outputs = self.transformer(
             input_ids,
-            past_key_values=past_key_values,
+            cache=cache if cache is not None else past_key_values,
             attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -484,13 +521,14 @@ class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
         if labels is not None:
             loss = self.classification_loss(logits, labels.to(logits.device))
 
-        return SequenceClassifierOutputWithPast(
+        output = SequenceClassifierOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
+        return output if self.wants_dict(return_dict) else output.to_tuple()
 
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.config.problem_type is None:
