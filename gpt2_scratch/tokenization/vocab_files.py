@@ -1,8 +1,10 @@
-"""Reading and writing the two files that define a GPT-2-style BPE tokenizer.
+"""Reading and writing the two files that define a GPT-2-style BPE tokenizer, and reading `tokenizer.json`.
 
 OpenAI released them as `encoder.json` (token -> id) and `vocab.bpe` (the merges, best first); Hugging Face
 calls the same content `vocab.json` and `merges.txt`. Both are text: tokens are written with the byte
 characters of `byte_level.BYTE_TO_UNICODE`, and each merge line is the two tokens separated by one space.
+The `tokenizers` library's `tokenizer.json` (all that transformers 5 saves) holds the same vocabulary and merges
+plus the added tokens (`<|endoftext|>`, ...).
 """
 
 from __future__ import annotations
@@ -42,18 +44,18 @@ def find_vocab_files(path: str | os.PathLike | None = None) -> tuple[Path, Path]
 
 def read_vocab(path: str | os.PathLike) -> dict[str, int]:
     """Read encoder.json / vocab.json: a JSON object mapping each token to its id."""
-    text = _read_text(path, "vocabulary")
-    try:
-        vocab = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"vocabulary file {path} is not valid JSON ({error}); it is corrupt or truncated.") from error
+    vocab = _read_json(path, "vocabulary")
+    _check_vocab(vocab, f"vocabulary file {path}")
+    return vocab
+
+
+def _check_vocab(vocab, where: str) -> None:
     if not isinstance(vocab, dict) or not all(
         isinstance(token, str) and type(token_id) is int and token_id >= 0 for token, token_id in vocab.items()
     ):
-        raise ValueError(f"vocabulary file {path} must be a JSON object mapping token strings to ids >= 0.")
+        raise ValueError(f"{where} must be a JSON object mapping token strings to ids >= 0.")
     if len(set(vocab.values())) != len(vocab):
-        raise ValueError(f"vocabulary file {path} gives the same id to more than one token.")
-    return vocab
+        raise ValueError(f"{where} gives the same id to more than one token.")
 
 
 def read_merges(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -98,6 +100,45 @@ def write_vocab_files(directory: str | os.PathLike, vocab: dict[str, int], merge
     directory.mkdir(parents=True, exist_ok=True)
     write_atomically(directory / "vocab.json", json.dumps(vocab, ensure_ascii=False))
     write_atomically(directory / "merges.txt", "\n".join([MERGES_HEADER, *(f"{a} {b}" for a, b in merges)]) + "\n")
+
+
+def read_tokenizer_json(path: str | os.PathLike) -> tuple[dict[str, int], list[tuple[str, str]], dict[str, bool]]:
+    """Read a BPE tokenizer's tokenizer.json: (vocabulary with the added tokens, merges best first, {added token:
+    whether it is special})."""
+    where = f"tokenizer file {path}"
+    tokenizer = _read_json(path, "tokenizer")
+    model = tokenizer.get("model") if isinstance(tokenizer, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        kind = model.get("type") if isinstance(model, dict) else None
+        raise ValueError(f"{where} holds no BPE model (model.type is {kind!r}); GPT-2's tokenizer is byte-level BPE.")
+    vocab, merges, added_tokens = model.get("vocab"), model.get("merges", []), tokenizer.get("added_tokens", [])
+    _check_vocab(vocab, f"{where}: model.vocab")
+    if not isinstance(merges, list) or not isinstance(added_tokens, list):
+        raise ValueError(f"{where}: model.merges and added_tokens must be lists; the file is corrupt.")
+    added = {}
+    for entry in added_tokens:
+        token, token_id = (entry.get("content"), entry.get("id")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(token, str) or type(token_id) is not int or vocab.get(token, token_id) != token_id:
+            raise ValueError(f"{where}: added token {entry!r} needs a string content and an id of its own.")
+        vocab[token], added[token] = token_id, entry.get("special") is True
+    _check_vocab(vocab, f"{where} (with its added tokens)")
+    return vocab, [_merge_pair(merge, where, rank) for rank, merge in enumerate(merges, start=1)], added
+
+
+def _merge_pair(merge, where: str, rank: int) -> tuple[str, str]:
+    """A merge as tokenizers writes it: "left right", or ["left", "right"] in newer versions."""
+    parts = merge.split(" ") if isinstance(merge, str) else merge
+    tokens = isinstance(parts, list) and all(isinstance(part, str) and part and " " not in part for part in parts)
+    if not tokens or len(parts) != 2:
+        raise ValueError(f"{where}: merge {rank} is {merge!r}, not two byte-level tokens; the file is corrupt.")
+    return parts[0], parts[1]
+
+
+def _read_json(path: str | os.PathLike, kind: str):
+    try:
+        return json.loads(_read_text(path, kind))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{kind} file {path} is not valid JSON ({error}); it is corrupt or truncated.") from error
 
 
 def _read_text(path: str | os.PathLike, kind: str) -> str:
