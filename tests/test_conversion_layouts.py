@@ -5,17 +5,21 @@ import copy
 
 import pytest
 import torch
+from transformers import GPT2LMHeadModel
 
 from oracles import TINY_GPT2, random_gpt2
 
 from gpt2_scratch.conversion import (
     LAYOUTS,
+    convert,
     detect_layout,
     export_state_dict,
     from_transformers_gpt2,
     load_model,
     save_model,
+    verify,
 )
+from gpt2_scratch.modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM
 
 TINY = TINY_GPT2
 EXPORTABLE = ["scratch", "transformers", "nanogpt", "book", "book-openai-compatible", "llmc", "gguf"]
@@ -204,3 +208,51 @@ def test_classifier_exports_to_transformers_sequence_classification(book_classif
             assert (reloaded(row[None]).logits - classifier(row[None]).logits).abs().max() <= 1e-5
     with pytest.raises(ValueError, match="'llmc' layout has no classifier head"):
         save_model(classifier, tmp_path / "llmc", layout="llmc")
+
+
+# --- a padded vocabulary (config.pad_vocab_size_to_multiple_of) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def padded(ours):
+    """Ours with its 300-token vocabulary padded to 320 rows (zeros), as gpt2_scratch.speed.pad_vocabulary does."""
+    from gpt2_scratch.speed import pad_vocabulary
+
+    model = pad_vocabulary(copy.deepcopy(ours), 64)
+    assert model.transformer.wte.weight.shape == (320, 64)
+    return model
+
+
+@pytest.mark.parametrize("layout", EXPORTABLE)
+def test_padded_vocabulary_is_saved_and_converted_to_every_layout(padded, gpt2, tokens, tmp_path, layout):
+    padded.save_pretrained(tmp_path / "saved")
+    written = [
+        save_model(padded, tmp_path / "from_memory", layout=layout),
+        convert(tmp_path / "saved", tmp_path / "from_save_pretrained", to_layout=layout),
+    ]
+    for folder in written:
+        back = load_model(folder)
+        assert torch.equal(logits(back, tokens), logits(padded, tokens)), folder
+        # Only our own layout keeps the padding rows; the others drop them and hold the 300 tokens.
+        assert back.transformer.wte.weight.shape[0] == (320 if layout == "scratch" else 300)
+        assert back.config.vocab_size == 300
+    if layout == "transformers":  # transformers' own GPT-2 loads the export
+        reloaded = GPT2LMHeadModel.from_pretrained(written[0]).eval()
+        assert (logits(reloaded, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
+        assert verify(tmp_path / "saved", written[1]).identical  # the padding rows are no part of the model
+
+
+def test_padded_untied_head_drops_its_padding_rows_too(tokens, tmp_path):
+    config = ScratchGPT2Config(**TINY, tie_word_embeddings=False, pad_vocab_size_to_multiple_of=64)
+    model = ScratchGPT2ForCausalLM(config).eval()
+    assert model.lm_head.weight.shape == (320, 64)
+    theirs = export_state_dict(model, "transformers")
+    assert theirs["lm_head.weight"].shape == theirs["transformer.wte.weight"].shape == (300, 64)
+    back = load_model(save_model(model, tmp_path / "book", layout="book"))
+    assert torch.equal(logits(back, tokens), logits(model, tokens))
+
+
+def test_padding_can_be_asked_for_on_import(ours, tokens):
+    model = load_model(export_state_dict(ours, "transformers"), n_head=4, pad_vocab_size_to_multiple_of=64)
+    assert model.config.padded_vocab_size == 320 and not model.transformer.wte.weight[300:].any()
+    assert torch.equal(logits(model, tokens), logits(ours, tokens))

@@ -6,6 +6,7 @@ layouts never needs to build a model; `to_config` turns the dict into a ScratchG
 
 from __future__ import annotations
 
+from ..modeling.configuration_scratch_gpt2 import padded_vocab_size
 from .transforms import Shape
 
 DEFAULT_HPARAMS = dict(
@@ -26,6 +27,7 @@ DEFAULT_HPARAMS = dict(
     eos_token_id=50256,
     pad_token_id=None,
     num_labels=None,  # None: a language model (lm_head); a number: a sequence classifier (score)
+    pad_vocab_size_to_multiple_of=None,  # our embedding and LM head rows: vocab_size rounded up to this multiple
 )
 
 # Our tensors that exist only under some settings: the fused QKV bias (qkv_bias) and an untied LM head.
@@ -37,6 +39,11 @@ TOKEN_EMBEDDING = "transformer.wte.weight"
 
 def inner_size(hparams: dict) -> int:
     return hparams["n_inner"] or 4 * hparams["n_embd"]
+
+
+def vocab_rows(hparams: dict) -> int:
+    """Rows of our token embedding and LM head: the vocabulary with its padding, if any."""
+    return padded_vocab_size(hparams["vocab_size"], hparams["pad_vocab_size_to_multiple_of"])
 
 
 def our_shapes(hparams: dict, *, optional_too: bool = False) -> dict[str, Shape]:
@@ -60,7 +67,7 @@ def our_shapes(hparams: dict, *, optional_too: bool = False) -> dict[str, Shape]
         "mlp.c_proj.weight": (d, inner),
         "mlp.c_proj.bias": (d,),
     }
-    shapes = {TOKEN_EMBEDDING: (hparams["vocab_size"], d), "transformer.wpe.weight": (hparams["n_positions"], d)}
+    shapes = {TOKEN_EMBEDDING: (vocab_rows(hparams), d), "transformer.wpe.weight": (hparams["n_positions"], d)}
     for i in range(hparams["n_layer"]):
         for name, shape in per_layer.items():
             if optional_too or name != "attn.c_attn.bias" or hparams["qkv_bias"]:
@@ -69,7 +76,7 @@ def our_shapes(hparams: dict, *, optional_too: bool = False) -> dict[str, Shape]
     if hparams["num_labels"]:
         shapes[SCORE] = (hparams["num_labels"], d)
     elif optional_too or not hparams["tie_word_embeddings"]:
-        shapes[LM_HEAD] = (hparams["vocab_size"], d)
+        shapes[LM_HEAD] = (vocab_rows(hparams), d)
     return shapes
 
 
@@ -79,6 +86,8 @@ def describe(hparams: dict) -> str:
     text = ", ".join(f"{name}={hparams[name]}" for name in names)
     if hparams["n_inner"]:
         text += f", n_inner={hparams['n_inner']}"
+    if hparams["pad_vocab_size_to_multiple_of"]:
+        text += f", vocabulary padded to {vocab_rows(hparams)} rows"
     text += "" if hparams["qkv_bias"] else ", no QKV bias"
     if hparams["num_labels"]:
         return text + f", a {hparams['num_labels']}-class classifier head"
@@ -96,7 +105,9 @@ def gpt2_config(hparams: dict):
     """transformers' GPT2Config for our hyperparameters (GPT-2 always has a QKV bias: none is written as zeros)."""
     from transformers import GPT2Config
 
-    fields = {name: value for name, value in hparams.items() if name not in ("qkv_bias", "num_labels")}
+    # GPT2Config has no QKV bias switch and no vocabulary padding (the export drops the padding rows).
+    dropped = ("qkv_bias", "num_labels", "pad_vocab_size_to_multiple_of")
+    fields = {name: value for name, value in hparams.items() if name not in dropped}
     return GPT2Config(**fields, **({"num_labels": hparams["num_labels"]} if hparams["num_labels"] else {}))
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .hparams import LM_HEAD, SCORE, our_shapes
-from .transforms import IDENTITY, Shape, Transform
+from .hparams import LM_HEAD, SCORE, TOKEN_EMBEDDING, our_shapes, vocab_rows
+from .transforms import IDENTITY, Chain, Shape, Transform, VocabularyPadding
 
 
 class Fallback:
@@ -114,6 +114,7 @@ class Layout:
     # same `ours`; None where the format has no classifier head.
     classifier_head: Callable[[int], list[Rule]] | None = None
     container: str = "safetensors"  # how an export is stored: "safetensors", "torch" (a pickle), "llmc", "gguf"
+    keeps_vocab_padding: bool = False  # stores our padded vocabulary's rows as they are (our own layout only)
     weights_file: str = "model.safetensors"  # the weights' file name inside an exported folder
 
     def sized_rules(self, hparams: dict) -> list[Rule]:
@@ -147,19 +148,28 @@ class Layout:
     def _bind_one(self, r: Rule, i: int | None, shapes: dict, hparams: dict) -> BoundRule:
         fill = (lambda name: name.format(i=i)) if i is not None else (lambda name: name)
         ours = fill(r.ours) if r.ours else None
+        transform = self._transform(r, ours, hparams)
         if ours is not None:
-            their_shapes = tuple(r.transform.their_shapes(shapes[ours]))
+            their_shapes = tuple(transform.their_shapes(shapes[ours]))
         else:  # a buffer only they have: its fallback knows its shape
             their_shapes = (r.fallback.buffer_shape(hparams),)
         return BoundRule(
             ours,
             tuple(fill(n) for n in r.theirs),
-            r.transform,
+            transform,
             r.fallback,
             shapes.get(ours),
             tuple(tuple(s) for s in their_shapes),
             tuple(fill(n) for n in r.reads),
         )
+
+    def _transform(self, r: Rule, ours: str | None, hparams: dict) -> Transform:
+        """The rule's transform; for our padded embedding or LM head in a format without our padding, followed by
+        adding the padding rows (import) or dropping them (export)."""
+        rows = vocab_rows(hparams)
+        if ours not in (TOKEN_EMBEDDING, LM_HEAD) or rows == hparams["vocab_size"] or self.keeps_vocab_padding:
+            return r.transform
+        return Chain(r.transform, VocabularyPadding(hparams["vocab_size"], rows))
 
     def is_ignored(self, name: str) -> bool:
         return any(re.fullmatch(pattern, name) for pattern in self.ignored)

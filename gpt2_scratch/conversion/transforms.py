@@ -140,6 +140,28 @@ class PadRows(OneToOne):
         return (self.padded(shape[0]), *shape[1:])
 
 
+class VocabularyPadding(OneToOne):
+    """Our padded vocabulary (config.pad_vocab_size_to_multiple_of) <-> a format that has none: the import adds the
+    zero rows up to `rows`, the export drops every row past `vocab_size`."""
+
+    name = "vocabulary-padding"
+
+    def __init__(self, vocab_size: int, rows: int):
+        self.vocab_size, self.rows = vocab_size, rows
+
+    def forward(self, tensor):
+        return torch.cat([tensor, tensor.new_zeros(self.rows - tensor.shape[0], *tensor.shape[1:])])
+
+    def backward(self, tensor):
+        return tensor[: self.vocab_size].clone()  # a view would keep (and torch.save write) the padding rows
+
+    def forward_shape(self, shape):
+        return (self.rows, *shape[1:])
+
+    def backward_shape(self, shape):
+        return (self.vocab_size, *shape[1:])
+
+
 class Chain(OneToOne):
     """Several one-to-one steps applied in order from theirs to ours (and in reverse from ours to theirs)."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .api import load_model, to_transformers_gpt2
+from .hparams import LM_HEAD, TOKEN_EMBEDDING
 
 PROMPT_COUNT, PROMPT_LENGTH = 4, 16
 
@@ -129,10 +130,14 @@ def independent_decoder(model):
 
 
 def own_tensors(model) -> dict[str, torch.Tensor]:
-    """The state dict without a tied LM head, which is the token embedding under a second name."""
+    """The state dict without a tied LM head, which is the token embedding under a second name, and without the
+    rows of a padded vocabulary (config.pad_vocab_size_to_multiple_of), which no token reaches."""
     tensors = model.state_dict()
     if model.config.tie_word_embeddings:
         tensors.pop("lm_head.weight", None)
+    for name in (TOKEN_EMBEDDING, LM_HEAD):
+        if name in tensors:
+            tensors[name] = tensors[name][: model.config.vocab_size]
     return tensors
 
 

@@ -15,6 +15,12 @@ PRESETS = {
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu")
 
 
+def padded_vocab_size(vocab_size: int, multiple: int | None) -> int:
+    """`vocab_size` rounded up to a multiple of `multiple` (None: unpadded)."""
+    multiple = multiple or 1
+    return -(-vocab_size // multiple) * multiple
+
+
 class ScratchGPT2Config(PreTrainedConfig):
     r"""Sizes and switches of a ScratchGPT2 model.
 
@@ -104,8 +110,7 @@ class ScratchGPT2Config(PreTrainedConfig):
     @property
     def padded_vocab_size(self) -> int:
         """Rows of the token embedding and the LM head: vocab_size rounded up to pad_vocab_size_to_multiple_of."""
-        multiple = self.pad_vocab_size_to_multiple_of or 1
-        return -(-self.vocab_size // multiple) * multiple
+        return padded_vocab_size(self.vocab_size, self.pad_vocab_size_to_multiple_of)
 
     @property
     def intermediate_size(self) -> int:
@@ -119,4 +124,4 @@ class ScratchGPT2Config(PreTrainedConfig):
         return cls(**{**PRESETS[name], **overrides})
 
 
-__all__ = ["ScratchGPT2Config", "PRESETS"]
+__all__ = ["ScratchGPT2Config", "PRESETS", "padded_vocab_size"]

@@ -62,6 +62,7 @@ class TransformersLayout(Layout):
             "pad_token_id",
             "qkv_bias",
             "tie_word_embeddings",
+            "pad_vocab_size_to_multiple_of",
         )
         return {name: config[name] for name in names if name in config}
 
@@ -144,6 +145,7 @@ SCRATCH = ScratchLayout(
     "this package's ScratchGPT2: nn.Linear weights stored (out, in), fused c_attn with Q, K, V stacked",
     gpt2_named_rules(IDENTITY),
     classifier_head=score_head,
+    keeps_vocab_padding=True,
 )
 
 
