@@ -165,10 +165,11 @@ ADD_SPECIAL_KEYS = {"bos": Keys.Tokenizer.ADD_BOS, "eos": Keys.Tokenizer.ADD_EOS
 
 
 def llama_cpp_gpt2_fields(folder, vocab_size: int) -> dict:
-    """The metadata llama.cpp's convert_hf_to_gguf.py writes for a GPT2LMHeadModel folder, besides general.name:
-    GPT2Model.set_gguf_parameters, prepare_metadata's type and quantization version, and _set_vocab_gpt2 with
-    get_vocab_base transcribed (transformers' AutoTokenizer reads the folder); merges and special token ids come
-    from gguf's own SpecialVocab, as in the converter."""
+    """The metadata llama.cpp's convert_hf_to_gguf.py writes for a GPT2LMHeadModel folder, besides general.name,
+    restated as rules: the architecture's hyperparameters, the file's type and quantization version, and one token
+    per id of the model's vocabulary with its type (fillers for ids the tokenizer lacks, control tokens for special
+    ones), read here through transformers' AutoTokenizer; merges and special token ids come from gguf's own
+    SpecialVocab, which the converter uses too."""
     config = json.loads((folder / "config.json").read_text())
     fields = {
         Keys.General.ARCHITECTURE: "gpt2",
