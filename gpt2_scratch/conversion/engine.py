@@ -29,16 +29,22 @@ class LayoutMismatchError(ValueError):
         if hparams is not None:
             lines[0] += f" for a model with {describe(hparams)}"
         lines[0] += ":"
-        for kind, items in problems.items():
-            if items:
-                shown = items[:SHOWN_PER_KIND]
-                more = f" ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
-                lines.append(f"  {kind} ({len(items)}): " + "; ".join(shown) + more)
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines + problem_lines(problems)))
 
     @property
     def count(self) -> int:
         return sum(len(items) for items in self.problems.values())
+
+
+def problem_lines(problems: dict[str, list[str]]) -> list[str]:
+    """One line per kind of problem ("missing", "unexpected", ...) that has any, naming the first few."""
+    lines = []
+    for kind, items in problems.items():
+        if items:
+            shown = items[:SHOWN_PER_KIND]
+            more = f" ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+            lines.append(f"  {kind} ({len(items)}): " + "; ".join(shown) + more)
+    return lines
 
 
 class BoundCheckpoint:
