@@ -128,3 +128,16 @@ def test_low_memory_loading_refuses_a_checkpoint_that_does_not_fit(causal_lm, to
     with pytest.raises(CheckpointMismatchError) as raised:
         load_low_memory(damage(folder, how))
     assert_lists_the_damage(str(raised.value), how)
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_evaluate_refuses_a_checkpoint_that_does_not_fit(causal_lm, tokenizer, tmp_path, capsys, how):
+    # evaluate (and instruct) read checkpoints with load_model, whose layout check lists the same problems.
+    folder = save(causal_lm, tmp_path / "lm", tokenizer)
+    text = tmp_path / "text.txt"
+    text.write_text("a b " * 40)
+    assert main(["evaluate", "loss", "--model", str(folder), "--text", str(text), "--context-length", "16"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "loss", "--model", str(damage(folder, how)), "--text", str(text)]) == 2
+    error = capsys.readouterr().err
+    assert_lists_the_damage(error.replace("\n", " "), how)
