@@ -39,9 +39,7 @@ def main():
                 continue
             converted = convert(source, out / name, to_layout=name)
             back = convert(converted, out / f"{name}-back", to_layout="transformers")
-            report = verify(source, back)
-            verdict = "identical" if report.identical else "agree" if report.agree else "DISAGREE"
-            print(f"{name:<24}{layout.weights_file:<20}{verdict:<30}")
+            print(f"{name:<24}{layout.weights_file:<20}{verify(source, back).verdict:<30}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,7 @@ def load_low_memory(folder: str | os.PathLike, dtype: torch.dtype | None = None)
     in `dtype` (None: as stored). The model is built on the meta device (no memory, no initialisation) and each
     tensor is read with positioned reads, not a memory map, and cast before the next is read."""
     from gpt2_scratch import modeling
+    from gpt2_scratch.conversion.pretrained import CheckpointMismatchError
     from gpt2_scratch.conversion.safetensors_stream import SafetensorsFile
 
     folder = Path(folder)
@@ -130,17 +131,27 @@ def load_low_memory(folder: str | os.PathLike, dtype: torch.dtype | None = None)
         )
     with torch.device("meta"):
         model = getattr(modeling, architecture)(config)
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    unexpected, wrong_shape = [], []
     for path in files:
         checkpoint = SafetensorsFile(path)
         for name in checkpoint.names():
+            if name not in expected:
+                unexpected.append(name)
+                continue
+            if checkpoint.shape(name) != expected[name]:
+                wrong_shape.append(f"{name} is {list(checkpoint.shape(name))}, expected {list(expected[name])}")
+                continue
             tensor = checkpoint.read(name)
             if dtype is not None and tensor.is_floating_point():
                 tensor = tensor.to(dtype)
             model.load_state_dict({name: tensor}, strict=False, assign=True)
     model.tie_weights()
     missing = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
-    if missing:
-        raise ValueError(f"{folder} lacks these tensors of a {architecture}: {', '.join(missing[:5])}")
+    if missing or unexpected or wrong_shape:
+        problems = {"missing": [f"{name} {list(expected[name])}" for name in missing], "unexpected": unexpected,
+                    "wrong shape": wrong_shape}
+        raise CheckpointMismatchError(str(folder), architecture, problems, missing)
     return model.eval()
 
 

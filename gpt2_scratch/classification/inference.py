@@ -8,10 +8,23 @@ import os
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from ..conversion.hparams import SCORE
+from ..conversion.pretrained import CheckpointMismatchError, load_pretrained
+
 
 def load_classifier(path: str | os.PathLike) -> tuple[PreTrainedModel, object]:
-    """The classifier saved in `path` (by train_classifier) and its tokenizer, ready for inference."""
-    model = AutoModelForSequenceClassification.from_pretrained(path)
+    """The classifier saved in `path` (by train_classifier) and its tokenizer, ready for inference. A checkpoint
+    without a trained classification head (a causal LM's) is refused: a new head would answer at random."""
+    try:
+        model = load_pretrained(AutoModelForSequenceClassification, path)
+    except CheckpointMismatchError as error:
+        if SCORE not in error.missing:
+            raise
+        raise ValueError(
+            f"{path} has no trained classification head ({SCORE}): it is not a classifier (a causal-LM checkpoint?), "
+            "and a new head would answer at random. Fine-tune one from it first: "
+            f"gpt2-scratch train-classifier --base {path} --data DATA --out DIR"
+        ) from None
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -39,6 +39,8 @@ from transformers import (
     set_seed,
 )
 
+from ..conversion.hparams import LM_HEAD, SCORE
+from ..conversion.pretrained import load_pretrained
 from ..resources import write_atomically
 from ..tokenization import gpt2_tokenizer
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
@@ -165,16 +167,18 @@ def load_tokenizer(name_or_path) -> PreTrainedTokenizerBase:
 
 def classification_model(base: str, labels: list[str], tokenizer, dropout: float | None = None):
     """`base` (a causal-LM or classifier checkpoint of ours, or converted OpenAI weights) with a fresh `score` head
-    for `labels`, in float32 for training."""
+    for `labels`, in float32 for training. Only the head may be new: every other tensor must come from `base`."""
     overrides = {} if dropout is None else {"embd_pdrop": dropout, "attn_pdrop": dropout, "resid_pdrop": dropout}
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = load_pretrained(
+        AutoModelForSequenceClassification,
         base,
+        may_be_new={SCORE},  # a causal LM has no head to classify with; a classifier's may have another label count
+        may_be_dropped={LM_HEAD},  # an untied LM head has no place in a classifier
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         pad_token_id=tokenizer.pad_token_id,
         problem_type="single_label_classification",
-        ignore_mismatched_sizes=True,  # a classifier checkpoint with another label count gets a new head too
         dtype=torch.float32,
         **overrides,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 COMMAND_MODULES = [
     "pretrain",
@@ -38,11 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = notice_printer(args.command, warnings.showwarning)
+            return args.func(args) or 0
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         # Errors raised by the library are written for people: print them without a traceback.
         print(f"gpt2-scratch {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def notice_printer(command: str, show_other_warnings):
+    """A `warnings.showwarning` that prints the library's notices to its users (assumed hyperparameters) as one line,
+    like its errors, and leaves every other warning to `show_other_warnings`."""
+    from gpt2_scratch.conversion.engine import AssumedHyperparametersWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AssumedHyperparametersWarning):
+            print(f"gpt2-scratch {command}: warning: {message}", file=sys.stderr)
+        else:
+            show_other_warnings(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":

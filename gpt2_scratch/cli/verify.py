@@ -7,15 +7,18 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "verify",
         help="compare two checkpoints in any layouts",
-        description="Load two checkpoints in any layouts; report per-tensor equality, the largest logit difference on "
-        "fixed prompts and whether greedy continuations agree. Exit status 1 when they disagree.",
+        description="Load two checkpoints in any layouts; report differing hyperparameters, per-tensor equality, the "
+        "largest logit difference on fixed prompts and whether greedy continuations agree. Exit status 1 when they "
+        "disagree.",
     )
     parser.add_argument("a", help="first checkpoint (file, folder or Hub repo id)")
     parser.add_argument("b", help="second checkpoint")
     parser.add_argument(
         "--atol", type=float, default=1e-4, help="largest logit difference that still agrees (default 1e-4)"
     )
-    parser.add_argument("--exact", action="store_true", help="disagree unless every tensor is bit-identical")
+    parser.add_argument(
+        "--exact", action="store_true", help="disagree unless every hyperparameter and tensor is identical"
+    )
     parser.add_argument("--n-head", type=int, help="attention heads, for layouts that do not record them")
     parser.set_defaults(func=run)
 
@@ -26,4 +29,5 @@ def run(args) -> int:
     overrides = {"n_head": args.n_head} if args.n_head else {}
     report = verify(args.a, args.b, atol=args.atol, **overrides)
     print(report.summary())
-    return 0 if (report.identical if args.exact else report.agree) else 1
+    passing = ("identical",) if args.exact else ("identical", "agree")
+    return 0 if report.verdict in passing else 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from .engine import (
+    AssumedHyperparametersWarning,
     LayoutMismatchError,
+    assumption_note,
     bind_checked,
     export_plan,
     export_tensors,
@@ -66,9 +69,12 @@ def bind_any(checkpoint: Checkpoint, layout: str | None = None, **overrides):
     for name in names:
         try:
             bound, hparams = bind_checked(layout_named(name), checkpoint, overrides)
-            return bound.layout, bound, hparams
         except LayoutMismatchError as error:
             failures.append(error)
+            continue
+        if note := assumption_note(bound, hparams, overrides):
+            warnings.warn(note, AssumedHyperparametersWarning, stacklevel=3)
+        return bound.layout, bound, hparams
     if len(failures) == 1:
         raise failures[0]
     closest = min(failures, key=lambda error: error.count)

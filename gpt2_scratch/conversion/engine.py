@@ -20,6 +20,10 @@ from .sources import Checkpoint
 SHOWN_PER_KIND = 12  # an error lists this many names of each kind, then counts the rest
 
 
+class AssumedHyperparametersWarning(UserWarning):
+    """A checkpoint does not record hyperparameters that change its logits; the message names the values assumed."""
+
+
 class LayoutMismatchError(ValueError):
     """A checkpoint's tensors do not fit a layout; the message lists every difference."""
 
@@ -29,16 +33,22 @@ class LayoutMismatchError(ValueError):
         if hparams is not None:
             lines[0] += f" for a model with {describe(hparams)}"
         lines[0] += ":"
-        for kind, items in problems.items():
-            if items:
-                shown = items[:SHOWN_PER_KIND]
-                more = f" ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
-                lines.append(f"  {kind} ({len(items)}): " + "; ".join(shown) + more)
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines + problem_lines(problems)))
 
     @property
     def count(self) -> int:
         return sum(len(items) for items in self.problems.values())
+
+
+def problem_lines(problems: dict[str, list[str]]) -> list[str]:
+    """One line per kind of problem ("missing", "unexpected", ...) that has any, naming the first few."""
+    lines = []
+    for kind, items in problems.items():
+        if items:
+            shown = items[:SHOWN_PER_KIND]
+            more = f" ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+            lines.append(f"  {kind} ({len(items)}): " + "; ".join(shown) + more)
+    return lines
 
 
 class BoundCheckpoint:
@@ -130,6 +140,24 @@ def guess_heads(width: int, layout: Layout) -> int:
             "not a multiple of GPT-2's 64 channels per head: pass n_head=... (--n-head on the command line)."
         )
     return width // 64
+
+
+def assumption_note(bound: BoundCheckpoint, hparams: dict, overrides: dict | None = None) -> str | None:
+    """What was assumed for a checkpoint that does not record its number of heads (nor, without any metadata, its
+    activation and LayerNorm epsilon), and how to pass the true values; None when nothing was assumed."""
+    recorded = {**bound.layout.hparams_from_metadata(bound.checkpoint.metadata), **(overrides or {})}
+    if "n_head" in recorded:
+        return None
+    note = (
+        f"{bound.checkpoint.origin} does not record its number of attention heads: assumed n_head={hparams['n_head']} "
+        f"(width {hparams['n_embd']} / 64 channels per head, as in every GPT-2 size). If the model has another "
+        "number of heads, its logits will be wrong: pass --n-head N (n_head=N in Python)."
+    )
+    unrecorded = [name for name in ("activation_function", "layer_norm_epsilon") if name not in recorded]
+    if unrecorded:
+        assumed = ", ".join(f"{name}={hparams[name]!r}" for name in unrecorded)
+        note += f" Nor does it record {' or '.join(unrecorded)}: assumed GPT-2's {assumed} (pass them in Python)."
+    return note
 
 
 def head_is_tied(bound: BoundCheckpoint, hparams: dict) -> bool:

@@ -1,9 +1,10 @@
 """`verify`: do two checkpoints, in any layouts, hold the same model?
 
-Three checks, from strictest to most practical: every tensor equal; the largest difference between their
-logits on fixed prompts; and whether greedy decoding continues each prompt with the same tokens. The greedy check
-decodes A through transformers' own GPT-2 wherever GPT2Config can hold A's architecture, so that a fault in our
-`generate()` cannot agree with itself.
+Four checks, from strictest to most practical: every hyperparameter equal; every tensor equal; the largest
+difference between their logits on fixed prompts; and whether greedy decoding continues each prompt with the same
+tokens. Equal tensors do not make the same model: two models that differ only in n_head compute different logits.
+The greedy check decodes A through transformers' own GPT-2 wherever GPT2Config can hold A's architecture, so that
+a fault in our `generate()` cannot agree with itself.
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ from dataclasses import dataclass, field
 import torch
 
 from .api import load_model, to_transformers_gpt2
-from .hparams import LM_HEAD, TOKEN_EMBEDDING
+from .hparams import LM_HEAD, TOKEN_EMBEDDING, from_model
 
 PROMPT_COUNT, PROMPT_LENGTH = 4, 16
+# Hyperparameters that leave the logits alone (dropout is off at inference; token ids only name tokens): a
+# difference in them is reported and rules out "identical", but the two models can still agree.
+# How a model is stored, not what it computes: a padded vocabulary's extra rows are never reached (compared above
+# on the vocabulary's rows only).
+STORAGE_ONLY_HPARAMS = ("pad_vocab_size_to_multiple_of",)
+LOGIT_NEUTRAL_HPARAMS = ("embd_pdrop", "attn_pdrop", "resid_pdrop", "bos_token_id", "eos_token_id", "pad_token_id")
 
 
 @dataclass
 class VerifyReport:
     a: str
     b: str
+    hparam_differences: dict[str, tuple] = field(default_factory=dict)  # name: (A's value, B's value)
     tensors_equal: dict[str, bool] = field(default_factory=dict)
     tensor_max_difference: dict[str, float] = field(default_factory=dict)
     missing_in_b: list[str] = field(default_factory=list)
@@ -34,23 +42,31 @@ class VerifyReport:
 
     @property
     def identical(self) -> bool:
-        return not self.missing_in_a and not self.missing_in_b and all(self.tensors_equal.values())
+        """Every hyperparameter and every tensor equal, and the checks on logits and continuations passed too."""
+        return not self.hparam_differences and all(self.tensors_equal.values()) and self.agree
 
     @property
     def agree(self) -> bool:
-        """Same tensors by name, logits within atol, same greedy continuations."""
+        """Same architecture, same tensors by name, logits within atol, same greedy continuations."""
         return (
-            not self.missing_in_a
+            not set(self.hparam_differences) - set(LOGIT_NEUTRAL_HPARAMS)
+            and not self.missing_in_a
             and not self.missing_in_b
             and self.max_logit_difference <= self.atol
             and self.greedy_agree
         )
 
+    @property
+    def verdict(self) -> str:
+        return "identical" if self.identical else "agree" if self.agree else "DISAGREE"
+
     def summary(self) -> str:
         differing = [name for name, equal in self.tensors_equal.items() if not equal]
+        hparams = "; ".join(f"{name} A={a!r} B={b!r}" for name, (a, b) in self.hparam_differences.items())
         lines = [
             f"A: {self.a}",
             f"B: {self.b}",
+            f"hyperparameters: {'DIFFER: ' + hparams if hparams else 'the same'}",
             f"tensors: {len(self.tensors_equal) - len(differing)} of {len(self.tensors_equal)} bit-identical",
         ]
         for name in differing[:10]:
@@ -66,7 +82,7 @@ class VerifyReport:
         )
         through = f" (A decoded by {self.greedy_through})" if self.greedy_through else ""
         lines.append(f"{self.greedy_what}{through}: {'agree' if self.greedy_agree else 'DIFFER'}")
-        lines.append("verdict: " + ("identical" if self.identical else "agree" if self.agree else "DISAGREE"))
+        lines.append(f"verdict: {self.verdict}")
         return "\n".join(lines)
 
 
@@ -93,6 +109,7 @@ def verify(
         str(b) if not isinstance(b, torch.nn.Module) else type(b).__name__,
         atol=atol,
     )
+    report.hparam_differences = compare_hparams(from_model(model_a), from_model(model_b))
     compare_tensors(own_tensors(model_a), own_tensors(model_b), report)
     if report.missing_in_a or report.missing_in_b:
         return report
@@ -139,6 +156,22 @@ def own_tensors(model) -> dict[str, torch.Tensor]:
         if name in tensors:
             tensors[name] = tensors[name][: model.config.vocab_size]
     return tensors
+
+
+def compare_hparams(a: dict, b: dict) -> dict[str, tuple]:
+    """The hyperparameters whose values differ, as {name: (a's, b's)}. Floats are compared as the float32 the
+    model computes with: a format that stores layer_norm_epsilon as float32 (GGUF) does not change it."""
+
+    def same(x, y) -> bool:
+        if isinstance(x, float) and isinstance(y, float):
+            return torch.tensor(x, dtype=torch.float32).item() == torch.tensor(y, dtype=torch.float32).item()
+        return x == y
+
+    return {
+        name: (a[name], b.get(name))
+        for name in a
+        if name not in STORAGE_ONLY_HPARAMS and not same(a[name], b.get(name))
+    }
 
 
 def compare_tensors(ours_a: dict, ours_b: dict, report: VerifyReport) -> None:

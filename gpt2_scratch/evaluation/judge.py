@@ -144,8 +144,10 @@ class TransformersJudge:
     def from_pretrained(cls, name_or_path: str, max_new_tokens: int = 16, **model_kwargs) -> "TransformersJudge":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..conversion.pretrained import load_pretrained
+
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs)
+        model = load_pretrained(AutoModelForCausalLM, name_or_path, **model_kwargs)
         return cls(model=model.eval(), tokenizer=tokenizer, name=str(name_or_path), max_new_tokens=max_new_tokens)
 
     def complete(self, prompt: str) -> str:

@@ -15,6 +15,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from .. import modeling
+from ..conversion.pretrained import load_pretrained
 from .card import HUB_ID, build_card
 from .records import read_records
 
@@ -40,7 +41,7 @@ def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | No
         raise ValueError(f"the staging folder {staging_dir} is not empty: give a new or empty folder")
     staging_dir.mkdir(parents=True, exist_ok=True)
 
-    model = _model_class(records.config).from_pretrained(checkpoint_dir, dtype="auto")
+    model = load_pretrained(_model_class(records.config), checkpoint_dir, dtype="auto")
     model.save_pretrained(staging_dir, max_shard_size=max_shard_size)  # writes the auto_map and copies the code
     _stage_tokenizer(checkpoint_dir, staging_dir, vocab_size=model.config.vocab_size)
     for path in [*records.plots, *(checkpoint_dir / name for name in records.record_files)]:

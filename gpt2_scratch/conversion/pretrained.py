@@ -1,0 +1,52 @@
+"""Models loaded through transformers' `from_pretrained`, refused unless the checkpoint fits them.
+
+transformers loads a checkpoint that lacks some of the model's tensors, holds others, or holds them in other
+shapes: it initialises the gaps at random and says so only in a logged table. Every place this package loads a model
+through transformers goes through `load_pretrained`, which refuses such a checkpoint with one error listing every
+difference, as `load_model` does for the layouts it reads itself.
+"""
+
+from __future__ import annotations
+
+from .engine import problem_lines
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not fit the model it is loaded into; the message lists every difference."""
+
+    def __init__(self, origin: str, model_name: str, problems: dict[str, list[str]], missing: list[str]):
+        self.problems, self.missing = problems, missing  # missing: the names of the model's tensors it lacks
+        lines = [f"{origin} does not fit {model_name}; loading it would leave random weights in the model:"]
+        lines += problem_lines(problems)
+        lines.append(
+            "  Load a complete checkpoint of this model (a partial copy or another model's weights will not do); "
+            "`gpt2-scratch convert` reads other layouts."
+        )
+        super().__init__("\n".join(lines))
+
+
+def load_pretrained(model_class, name_or_path, *, may_be_new=(), may_be_dropped=(), **kwargs):
+    """`model_class.from_pretrained(name_or_path, **kwargs)`, refused (CheckpointMismatchError) when a tensor of the
+    model is missing from the checkpoint or has another shape there, or the checkpoint holds a tensor the model has
+    no place for.
+
+    may_be_new: the model's tensors the caller means to start afresh (a new classifier head), missing or mis-shaped.
+    may_be_dropped: the checkpoint's tensors the caller means to leave out (a causal LM's head under a classifier).
+    """
+    # Mis-shaped tensors are let through here only to be listed with the rest below.
+    model, info = model_class.from_pretrained(
+        name_or_path, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+    )
+    ours, missing = model.state_dict(), sorted(set(info["missing_keys"]) - set(may_be_new))
+    problems = {
+        "missing": [f"{name} {list(ours[name].shape)}" for name in missing],
+        "unexpected": sorted(set(info["unexpected_keys"]) - set(may_be_dropped)),
+        "wrong shape": [
+            f"{name} is {list(stored)}, expected {list(expected)}"
+            for name, stored, expected in sorted(info["mismatched_keys"])
+            if name not in may_be_new
+        ],
+    }
+    if any(problems.values()):
+        raise CheckpointMismatchError(str(name_or_path), type(model).__name__, problems, missing)
+    return model
