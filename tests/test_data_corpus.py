@@ -140,3 +140,36 @@ def test_missing_inputs_and_short_text_get_clear_errors(tokenizer, tmp_path):
     tokens = tokenize_corpus(short, tokenizer, cache_dir=tmp_path, show_progress=False)
     with pytest.raises(ValueError, match="fewer than one window of max_length=64"):
         window_loaders(tokens, max_length=64, batch_size=2)
+
+
+class MeetsAnotherThread:
+    """GPT-2's tokenizer for `tokenize_corpus`, whose every batch waits at `barrier`: two threads tokenising with it
+    write their caches at the same time, batch by batch."""
+
+    def __init__(self, tokenizer, barrier):
+        self.tokenizer, self.barrier, self.eos_token_id = tokenizer, barrier, tokenizer.eos_token_id
+        self.backend_tokenizer = self
+
+    def __len__(self):
+        return len(self.tokenizer)
+
+    def to_str(self):
+        return self.tokenizer.backend_tokenizer.to_str()
+
+    def encode_batch(self, texts, **kwargs):
+        self.barrier.wait()
+        return self.tokenizer.backend_tokenizer.encode_batch(texts, **kwargs)
+
+
+def test_two_runs_tokenising_the_same_new_corpus_into_one_cache(verdict_path, verdict_ids, tokenizer, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    meeting = MeetsAnotherThread(tokenizer, Barrier(2, timeout=60))
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(tokenize_corpus, verdict_path, meeting, tmp_path, block_chars=400, show_progress=False)
+                for _ in range(2)]
+        results = [run.result() for run in runs]  # neither raises
+    assert [tokens.tolist() for tokens in results] == [verdict_ids, verdict_ids]
+    assert tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, show_progress=False).tolist() == verdict_ids
+    assert len(list(tmp_path.iterdir())) == 2 and not list(tmp_path.glob(".*"))  # <key>.tokens, <key>.json

@@ -1,5 +1,6 @@
 """Pretraining end to end on the real corpus: the loss falls, the checkpoint is a complete transformers model,
-a NaN stops the run with the last checkpoint intact, and a run killed with SIGKILL resumes exactly."""
+a NaN stops the run before saving the weights that gave it, a resumed run follows its new settings, and a run killed
+with SIGKILL resumes exactly."""
 
 import json
 import math
@@ -18,6 +19,7 @@ import gpt2_scratch
 from gpt2_scratch.data import tokenize_corpus, window_loaders
 from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
 from gpt2_scratch.training.generate import generate_text
+from gpt2_scratch.training.loop import Trainer, make_accelerator
 from gpt2_scratch.training.pretrain import pretrain
 
 TINY = dict(n_positions=64)  # the tiny preset (2 layers, 64 wide) with a short context: fast on a CPU
@@ -68,7 +70,7 @@ def test_tiny_pretraining_learns_and_the_checkpoint_reloads(shared_data, tokeniz
 
 
 class FailsAtStep(gpt2_scratch.ScratchGPT2ForCausalLM):
-    """A model whose loss turns NaN on its `fail_at`-th training forward pass."""
+    """A model whose loss turns NaN on its `fail_at`-th training forward pass; it keeps the weights it had then."""
 
     fail_at = 4
 
@@ -77,21 +79,119 @@ class FailsAtStep(gpt2_scratch.ScratchGPT2ForCausalLM):
         if self.training:
             self.calls = getattr(self, "calls", 0) + 1
             if self.calls == self.fail_at:
+                self.weights_at_failure = {name: tensor.clone() for name, tensor in self.state_dict().items()}
                 output.loss = output.loss * float("nan")
         return output
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(shared_data, tokenizer, tmp_path):
-    tokens = tokenize_corpus(shared_data / "the-verdict.txt", tokenizer, cache_dir=tmp_path / "cache")
-    train_loader, val_loader = window_loaders(tokens, max_length=32, batch_size=8)
+class PoisonedAtStep(gpt2_scratch.ScratchGPT2ForCausalLM):
+    """A model whose `poison_at`-th training step has a finite loss but a NaN gradient: that step's update turns
+    the weights NaN, and the loss of every forward pass after it is NaN (as when a too-large step diverges)."""
+
+    poison_at = 4
+
+    def forward(self, *args, **kwargs):
+        output = super().forward(*args, **kwargs)
+        if self.training:
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == self.poison_at:
+                output.loss.register_hook(lambda grad: grad * float("nan"))
+        return output
+
+
+@pytest.fixture(scope="module")
+def verdict_loaders(shared_data, tokenizer, tmp_path_factory):
+    """The-verdict in windows of 32 tokens, batches of 8: 18 training batches."""
+    tokens = tokenize_corpus(shared_data / "the-verdict.txt", tokenizer, cache_dir=tmp_path_factory.mktemp("cache"))
+    return window_loaders(tokens, max_length=32, batch_size=8)
+
+
+@pytest.mark.parametrize("max_steps, stop", [
+    (None, r"the training loss became nan at step 5"),  # the weights of step 4 give NaN on the next forward pass
+    (4, r"the training loss of the weights after step 4 is nan"),  # ... in the final evaluation
+])
+def test_a_nan_loss_stops_the_run_before_saving_the_weights_that_gave_it(verdict_loaders, tokenizer, tmp_path,
+                                                                          max_steps, stop):
+    model = PoisonedAtStep(gpt2_scratch.ScratchGPT2Config.from_preset("tiny", **TINY))
+    run = tmp_path / "run"
+    config = TrainConfig(out_dir=str(run), max_steps=max_steps, save_every=2, eval_every=0, progress_bar=False)
+    with pytest.raises(NonFiniteLossError, match=stop + r".*last good checkpoint is \S*checkpoint-2\b") as error:
+        train(model, tokenizer, *verdict_loaders, config)
+    assert "checkpoint-4" not in str(error.value)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-2"]  # no checkpoint-4, no staging folder left
+    # The checkpoint named is good: finite weights that give a finite loss.
+    good = AutoModelForCausalLM.from_pretrained(run / "checkpoint-2")
+    assert all(torch.isfinite(tensor).all() for tensor in good.state_dict().values())
+    assert math.isfinite(evaluate_loss(good, verdict_loaders[1]))
+
+
+def test_a_nan_loss_before_any_checkpoint_says_so(verdict_loaders, tokenizer, tmp_path):
+    """A checkpoint left in out_dir by an earlier run is not this run's last good checkpoint."""
+    (tmp_path / "run" / "checkpoint-40").mkdir(parents=True)
     model = FailsAtStep(gpt2_scratch.ScratchGPT2Config.from_preset("tiny", **TINY))
-    config = TrainConfig(out_dir=str(tmp_path / "run"), epochs=1, save_every=3, eval_every=0, progress_bar=False)
-    with pytest.raises(NonFiniteLossError, match=r"became nan at step 4.*checkpoint-3"):
-        train(model, tokenizer, train_loader, val_loader, config)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == ["checkpoint-3"]
-    # The NaN step was not applied: the weights in memory are still those of the checkpoint.
-    saved = load_file(tmp_path / "run" / "checkpoint-3" / "model.safetensors")
-    assert all(torch.equal(saved[name], tensor) for name, tensor in model.state_dict().items() if name in saved)
+    config = TrainConfig(out_dir=str(tmp_path / "run"), save_every=5, eval_every=0, progress_bar=False)
+    with pytest.raises(NonFiniteLossError, match=r"became nan at step 4.*no checkpoint of this run") as error:
+        train(model, tokenizer, *verdict_loaders, config)
+    assert "None" not in str(error.value) and "checkpoint-40" not in str(error.value)
+    assert "start the run again" in str(error.value)
+    # The NaN step was not applied: the weights in memory are those that gave the NaN.
+    assert all(torch.equal(model.weights_at_failure[name], tensor) for name, tensor in model.state_dict().items())
+
+
+def cosine_lr(peak, step, total, min_lr_ratio):
+    """The schedule's rate after `step` steps without warmup, written out from its definition."""
+    return peak * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * step / total)))
+
+
+def test_a_resumed_run_follows_its_new_schedule_and_records_it(verdict_loaders, tokenizer, tmp_path):
+    """Resumed with --lr 1e-4 and other schedule settings, the optimizer runs at the rates of the new schedule."""
+    run = tmp_path / "run"
+
+    def config(**settings):
+        return TrainConfig(out_dir=str(run), eval_every=1, eval_batches=1, sample_max_new_tokens=2,
+                           progress_bar=False, **settings)
+
+    def tiny():
+        return gpt2_scratch.ScratchGPT2ForCausalLM(gpt2_scratch.ScratchGPT2Config.from_preset("tiny", **TINY))
+
+    train(tiny(), tokenizer, *verdict_loaders, config(learning_rate=2e-3, warmup_steps=1, max_steps=2))
+    resumed = config(learning_rate=1e-4, min_lr_ratio=0.5, weight_decay=0.01, max_steps=6, resume=True)
+    trainer = Trainer(tiny(), tokenizer, *verdict_loaders, resumed, make_accelerator(resumed))
+    trainer.run()
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(7))
+    for row in rows[3:]:
+        assert row["learning_rate"] == pytest.approx(cosine_lr(1e-4, row["step"], 6, 0.5), rel=1e-12)
+    # What the optimizer applies, not only what is logged: the rate and weight decay of the new settings.
+    groups = trainer.optimizer.param_groups
+    assert [group["lr"] for group in groups] == pytest.approx([cosine_lr(1e-4, 6, 6, 0.5)] * 2, rel=1e-12)
+    assert [group["weight_decay"] for group in groups] == [0.01, 0.0]
+    args = json.loads((run / "checkpoint-6" / "training_args.json").read_text())
+    assert (args["learning_rate"], args["min_lr_ratio"], args["weight_decay"]) == (1e-4, 0.5, 0.01)
+    assert args["extra"]["total_steps"] == 6
+
+
+def test_a_resume_refuses_settings_that_move_the_data_position(shared_data, tokenizer, tmp_path):
+    """Batch size, accumulation, seed and the data's windows decide which batch comes next: changed on resume, the
+    run would skip the wrong batches. Each is refused before anything in the run folder changes."""
+    run = tmp_path / "run"
+    settings = dict(batch_size=8, grad_accum_steps=1, seed=123)
+
+    def attempt(resume, max_steps, max_length=32, **changed):
+        config = TrainConfig(out_dir=str(run), max_steps=max_steps, eval_every=0, sample_max_new_tokens=2,
+                             progress_bar=False, resume=resume, **{**settings, **changed})
+        pretrain(config, data=shared_data / "the-verdict.txt", preset="tiny", model_overrides=TINY,
+                 max_length=max_length, tokenizer=tokenizer, cache_dir=tmp_path / "cache")
+
+    attempt(False, 1)
+    before = sorted(p.name for p in run.iterdir()), (run / "metrics.jsonl").read_text()
+    for setting, value, saved in [("batch_size", 16, 8), ("grad_accum_steps", 2, 1), ("seed", 7, 123),
+                                  ("data max_length", 16, 32)]:
+        with pytest.raises(ValueError, match=rf"checkpoint-1 was trained with [^;]*{setting}={saved}\b.*"
+                                             rf"{setting}={value}\b.*resume with [^;]*{setting}={saved}\b"):
+            attempt(True, 2, **{setting.removeprefix("data "): value})
+        assert (sorted(p.name for p in run.iterdir()), (run / "metrics.jsonl").read_text()) == before  # untouched
 
 
 def pretrain_tiny(out_dir, resume, data, tokenizer):
@@ -137,10 +237,11 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(shared_data, toke
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[name], resumed[name]) for name in whole)
 
-    def losses(run):
+    def log(run):  # every field but the timings
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        return [(r["step"], r["train_loss"], r["val_loss"], r["sample"]) for r in rows]
+        return [{k: v for k, v in row.items() if k not in ("tokens_per_s", "mfu")} for row in rows]
 
-    assert losses(killed) == losses(tmp_path / "whole")  # the log, too, reads as one uninterrupted run
+    # The log, too, reads as one uninterrupted run: the step-loss average at step 10 covers steps 6 to 10.
+    assert log(killed) == log(tmp_path / "whole")
     assert {p.name for p in killed.iterdir() if p.name.startswith("checkpoint")} == {"checkpoint-9", "checkpoint-10"}
     assert not [p for p in killed.iterdir() if p.name.startswith(".")]

@@ -3,8 +3,10 @@
 Sources are text files, folders of them, or a `datasets` dataset (streaming too). Every file or dataset row is
 a document; documents are joined with the tokenizer's end-of-text token, tokenised once, and written block by
 block to `<cache_dir>/<key>.tokens` (uint16 when the vocabulary fits, else uint32) with a `<key>.json` beside
-it. The key hashes the tokenizer and the sources' contents, so a changed file is re-tokenised and an unchanged
-one is not. The array is read back with `numpy.memmap`: a corpus larger than RAM trains without being loaded.
+it. Each is written under a temporary name of its own and renamed into place, so runs that tokenise the same
+corpus at once do not disturb one another. The key hashes the tokenizer and the sources' contents, so a changed
+file is re-tokenised and an unchanged one is not. The array is read back with `numpy.memmap`: a corpus larger
+than RAM trains without being loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..resources import cache_dir as resources_cache_dir
-from ..resources import sha256_of, write_atomically
+from ..resources import atomic_file, sha256_of, write_atomically
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst")
 BLOCK_CHARS = 1 << 20  # a file is tokenised in pieces of about this many characters
@@ -114,10 +116,10 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
     dtype = token_dtype(len(tokenizer))
 
     if not (meta_path.is_file() and tokens_path.is_file()):
-        count = write_tokens(documents(), tokenizer, tokens_path, dtype, show_progress)
-        if count == 0:
-            tokens_path.unlink()
-            raise ValueError(f"the corpus {description} is empty: it holds no text to train on.")
+        with atomic_file(tokens_path) as out:
+            count = write_tokens(documents(), tokenizer, out, dtype, show_progress)
+            if count == 0:
+                raise ValueError(f"the corpus {description} is empty: it holds no text to train on.")
         meta = {"num_tokens": count, "dtype": np.dtype(dtype).name, "source": description, "tokenizer_sha256": tokenizer_hash}
         write_atomically(meta_path, json.dumps(meta, indent=2) + "\n")
     meta = json.loads(meta_path.read_text())
@@ -157,16 +159,15 @@ def describe_dataset(dataset, text_column: str):
     return documents, f"{fingerprint}:{text_column}", f"dataset {getattr(dataset.info, 'dataset_name', '') or fingerprint}"
 
 
-def write_tokens(documents: Iterator[Iterator[str]], tokenizer, path: Path, dtype, show_progress: bool) -> int:
-    """Tokenise the documents with eos between two of them, appending to a temporary file that is renamed to
-    `path` at the end. Returns the token count."""
+def write_tokens(documents: Iterator[Iterator[str]], tokenizer, out, dtype, show_progress: bool) -> int:
+    """Tokenise the documents with eos between two of them, appending the ids to the binary file `out`. Returns
+    the token count."""
     encoder, eos = tokenizer.backend_tokenizer, tokenizer.eos_token_id
-    staging = path.with_name(f".{path.name}.tmp")
     pending: list[tuple[bool, str]] = []  # (a new document starts here after an earlier one, text)
     count = 0
     bar = tqdm(desc="tokenising", unit="tok", unit_scale=True, disable=not show_progress)
 
-    def flush(out):
+    def flush():
         nonlocal count
         encodings = encoder.encode_batch([text for _, text in pending], add_special_tokens=False)
         for (separated, _), encoding in zip(pending, encodings):
@@ -177,19 +178,16 @@ def write_tokens(documents: Iterator[Iterator[str]], tokenizer, path: Path, dtyp
         pending.clear()
 
     try:
-        with staging.open("wb") as out:
-            any_text = False
-            for pieces in documents:
-                first = True
-                for piece in filter(None, pieces):
-                    pending.append((first and any_text, piece))
-                    first = False
-                    if len(pending) >= ENCODE_BATCH:
-                        flush(out)
-                any_text = any_text or not first
-            flush(out)
-        staging.replace(path)
+        any_text = False
+        for pieces in documents:
+            first = True
+            for piece in filter(None, pieces):
+                pending.append((first and any_text, piece))
+                first = False
+                if len(pending) >= ENCODE_BATCH:
+                    flush()
+            any_text = any_text or not first
+        flush()
     finally:
         bar.close()
-        staging.unlink(missing_ok=True)
     return count

@@ -4,8 +4,11 @@ A checkpoint `out_dir/checkpoint-<step>/` holds
 - config.json, generation_config.json, model.safetensors: the model, loadable with AutoModelForCausalLM;
 - the tokenizer files (tokenizer.json, tokenizer_config.json, ...);
 - training_args.json: the TrainConfig and facts about the run; metrics.json: the last evaluation; README.md: a card;
-- optimizer.pt, trainer_state.json (step, epoch, data position, scheduler), rng_state_<rank>.pt: the training state.
+- optimizer.pt, trainer_state.json (step, epoch, data position, losses since the last evaluation),
+  rng_state_<rank>.pt: the training state.
 It is written into a hidden temporary folder and renamed into place, so a killed run never leaves half of one.
+The learning-rate schedule is not stored: it is a function of the settings and the step, so a resumed run follows
+its own settings.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import random
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +27,20 @@ from ..resources import write_atomically
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
+# Settings that decide which batch comes next: a resumed run must keep them, or it would skip the wrong batches.
+DATA_POSITION_SETTINGS = ("batch_size", "grad_accum_steps", "seed")
+
 
 @dataclass
 class Progress:
-    """Where a run stands: optimizer steps taken, the epoch and how many of its batches are used, tokens seen."""
+    """Where a run stands: optimizer steps taken, the epoch and how many of its batches are used, tokens seen, and
+    the training losses of the steps since the last evaluation (the next one logs their mean as step_loss)."""
 
     step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0
     tokens_seen: int = 0
+    step_losses: list[float] = field(default_factory=list)
 
 
 def checkpoints(out_dir: str | Path) -> list[Path]:
@@ -62,9 +70,11 @@ def resolve_resume(resume: bool | str, out_dir: str | Path) -> Path | None:
     return path
 
 
-def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, progress: Progress, out_dir, files: dict) -> Path:
-    """Write checkpoint-<step> atomically on every process's behalf and return its path. `files` maps extra file
-    names (training_args.json, metrics.json, README.md) to their text."""
+def save_checkpoint(accelerator, model, tokenizer, optimizer, progress: Progress, rng_state: dict, out_dir,
+                    files: dict) -> Path:
+    """Write checkpoint-<step> atomically on every process's behalf and return its path. `rng_state` is this
+    process's `rng_states()` at that step; `files` maps extra file names (training_args.json, metrics.json,
+    README.md) to their text."""
     out_dir = Path(out_dir)
     final = out_dir / f"checkpoint-{progress.step}"
     staging = out_dir / f".checkpoint-{progress.step}.tmp"
@@ -81,11 +91,10 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, progres
     if accelerator.is_main_process or sharded:
         suffix = f"_{accelerator.process_index}" if sharded else ""
         torch.save(optimizer.state_dict(), staging / f"optimizer{suffix}.pt")
-    torch.save(rng_states(), staging / f"rng_state_{accelerator.process_index}.pt")
+    torch.save(rng_state, staging / f"rng_state_{accelerator.process_index}.pt")
     if accelerator.is_main_process:
         tokenizer.save_pretrained(staging)
-        state = {**asdict(progress), "scheduler": scheduler.state_dict()}
-        (staging / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        (staging / "trainer_state.json").write_text(json.dumps(asdict(progress), indent=2))
         for name, text in files.items():
             (staging / name).write_text(text)
     accelerator.wait_for_everyone()
@@ -102,9 +111,35 @@ def prune_checkpoints(out_dir: str | Path, keep_last: int) -> None:
         shutil.rmtree(old)
 
 
-def load_training_state(checkpoint: Path, accelerator, model, optimizer, scheduler) -> tuple[Progress, dict]:
-    """Restore weights, optimizer and scheduler from `checkpoint`; return its Progress and this process's RNG
-    states (for `restore_rng_states`, which the loop calls at the right moment)."""
+def refuse_changed_settings(checkpoint: Path, training_args: dict) -> None:
+    """Raise a ValueError if this run's `training_args` (as training_args.json holds them) change a setting that
+    decides which batch comes next: DATA_POSITION_SETTINGS, the number of processes, or the data's windows.
+    Every other setting may change on resume and is followed from there on."""
+    path = checkpoint / "training_args.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path} ({error}); resume from an intact checkpoint.") from error
+    pairs = [(name, saved.get(name), training_args[name]) for name in DATA_POSITION_SETTINGS]
+    saved_extra, extra = saved.get("extra", {}), training_args["extra"]
+    pairs.append(("processes", saved_extra.get("num_processes"), extra["num_processes"]))
+    # The corpus's path may move; its windows may not.
+    windows = [(f"data {key}", value, extra.get("data", {}).get(key))
+               for key, value in saved_extra.get("data", {}).items() if key != "source"]
+    changed = [(name, old, new) for name, old, new in pairs + windows if old is not None and old != new]
+    if changed:
+        was = ", ".join(f"{name}={old}" for name, old, _ in changed)
+        now = ", ".join(f"{name}={new}" for name, _, new in changed)
+        raise ValueError(
+            f"{checkpoint} was trained with {was}; this run asks for {now}. These settings decide which batch comes "
+            f"next, so a resumed run keeps them: resume with {was}, or start a new run in another output folder."
+        )
+
+
+def load_training_state(checkpoint: Path, accelerator, model, optimizer) -> tuple[Progress, dict]:
+    """Restore weights and optimizer state from `checkpoint`; return its Progress and this process's RNG states (for
+    `restore_rng_states`, which the loop calls at the right moment). The optimizer keeps this run's hyperparameters
+    (learning rate, weight decay, ...): only its moments and step counts come from the checkpoint."""
     from safetensors.torch import load_file
 
     weights = load_file(checkpoint / "model.safetensors", device="cpu")
@@ -115,9 +150,12 @@ def load_training_state(checkpoint: Path, accelerator, model, optimizer, schedul
         raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
     sharded = accelerator.distributed_type.name == "FSDP"
     optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if sharded else "optimizer.pt")
-    optimizer.load_state_dict(torch.load(optimizer_file, map_location="cpu", weights_only=True))
+    saved = torch.load(optimizer_file, map_location="cpu", weights_only=True)
+    for group, now in zip(saved["param_groups"], optimizer.state_dict()["param_groups"]):
+        group.update({key: value for key, value in now.items() if key != "params"})  # this run's lr, decay, ...
+    optimizer.load_state_dict(saved)
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    scheduler.load_state_dict(state.pop("scheduler"))
+    state.pop("scheduler", None)  # written by earlier versions; the schedule now follows the resumed run's settings
     rng_file = checkpoint / f"rng_state_{accelerator.process_index}.pt"
     if not rng_file.is_file():
         raise FileNotFoundError(

@@ -9,6 +9,7 @@ big batch.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -23,12 +24,13 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (
     Progress,
-    latest_checkpoint,
     load_training_state,
     model_card,
     prune_checkpoints,
+    refuse_changed_settings,
     resolve_resume,
     restore_rng_states,
+    rng_states,
     save_checkpoint,
 )
 from .config import TrainConfig
@@ -38,7 +40,7 @@ from .plots import plot_losses
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped before applying that step."""
+    """The loss became NaN or infinite; the run stopped before applying that step or saving the weights that gave it."""
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -73,9 +75,8 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         set_seed(config.seed)
         set_generation_defaults(model, tokenizer, config)
-        optimizer = build_optimizer(model, config.learning_rate, config.weight_decay)
         self.model, self.optimizer, self.train_loader, self.val_loader = accelerator.prepare(
-            model, optimizer, train_loader, val_loader
+            model, build_optimizer(model, config.learning_rate, config.weight_decay), train_loader, val_loader
         )
         if len(self.train_loader) == 0:
             raise ValueError("the training loader yields no batch: lower the batch size or add data.")
@@ -83,13 +84,14 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
-        # The scheduler is stepped here once per optimizer step (Accelerate's wrapper would step it once per process).
-        self.scheduler = cosine_schedule_with_warmup(optimizer, config.warmup_steps, self.total_steps, config.min_lr_ratio)
+        self.scheduler = None  # built in run(), once the step a resumed run starts from is known
         self.log_path = self.out_dir / config.log_file
         self.progress = Progress()
         self.pending_rng = None  # RNG states of a resumed checkpoint, restored once its data iterator has started
         self.last_metrics: dict = {}
         self.last_saved_step = -1
+        self.last_good_checkpoint: Path | None = None  # written or resumed from by this run
+        self.pending_checkpoint = None  # (progress, RNG states, files) of a step whose weights are not yet checked
         unwrapped = accelerator.unwrap_model(self.model)
         sequence_length = next(iter(val_loader))["input_ids"].shape[-1] if len(val_loader) else unwrapped.config.n_positions
         self.flops_per_token = flops_per_token(unwrapped.config, sequence_length)
@@ -101,6 +103,10 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.resume_if_asked()
+        # The schedule is a function of the settings and the step, so a resumed run follows its own settings. It is
+        # stepped here once per optimizer step (Accelerate's wrapper would step it once per process).
+        self.scheduler = cosine_schedule_with_warmup(self.optimizer.optimizer, self.config.warmup_steps,
+                                                     self.total_steps, self.config.min_lr_ratio, self.progress.step)
         if self.config.report_to:
             self.accelerator.init_trackers("gpt2-scratch", config=trackable(self.config.to_dict()))
         bar = tqdm(total=self.total_steps, initial=self.progress.step, unit="step", desc="train",
@@ -121,8 +127,11 @@ class Trainer:
                 self.progress.batches_in_epoch = 0
         bar.close()
         if self.last_metrics.get("step") != self.progress.step:
-            self.evaluate()
-        checkpoint = self.save() if self.last_saved_step != self.progress.step else latest_checkpoint(self.out_dir)
+            self.evaluate()  # also the check that the final weights give a finite loss
+        if self.last_saved_step != self.progress.step:
+            self.save()
+            self.write_pending_checkpoint()
+        checkpoint = self.last_good_checkpoint
         if self.accelerator.is_main_process:
             plot_losses(self.log_path, self.out_dir / "loss.png")
         if self.owns_accelerator:
@@ -171,11 +180,9 @@ class Trainer:
         loss_value = totals[0].item()
         if not math.isfinite(loss_value):
             self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteLossError(
-                f"the training loss became {loss_value} at step {self.progress.step + 1}; the run stopped before "
-                f"applying that step. The last good checkpoint is {latest_checkpoint(self.out_dir)}. Lower the "
-                "learning rate, add warmup or gradient clipping, or use bf16 instead of fp16, then resume from it."
-            )
+            raise self.non_finite(f"the training loss became {loss_value} at step {self.progress.step + 1}")
+        # The weights are still those of the last step, and they gave a finite loss: its checkpoint may be written.
+        self.write_pending_checkpoint()
         if self.config.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), self.config.grad_clip)
         self.optimizer.step()
@@ -184,8 +191,21 @@ class Trainer:
         self.progress.step += 1
         self.progress.batches_in_epoch += len(micro_batches)
         self.progress.tokens_seen += int(totals[1].item())
-        self.interval.record(loss_value, self.progress.tokens_seen)
+        self.progress.step_losses.append(loss_value)
+        self.interval.record(self.progress.tokens_seen)
         return loss_value
+
+    def non_finite(self, what: str) -> NonFiniteLossError:
+        """The error that stops the run at a NaN or infinite loss, saying where to go on from."""
+        advice = "lower the learning rate, add warmup or gradient clipping, or use bf16 instead of fp16"
+        if self.last_good_checkpoint is None:
+            where = (f"There is no checkpoint of this run to resume from (save_every={self.config.save_every}): "
+                     f"{advice}, then start the run again.")
+        else:
+            where = f"The last good checkpoint is {self.last_good_checkpoint}: {advice}, then resume from it."
+        self.pending_checkpoint = None
+        return NonFiniteLossError(f"{what}; the run stopped without applying that step or saving the weights that "
+                                  f"gave it. {where}")
 
     def after_step(self):
         step, config = self.progress.step, self.config
@@ -204,13 +224,16 @@ class Trainer:
         self.train_loader.set_epoch(self.progress.epoch)
         train_loss = evaluate_loss(model, self.train_loader, config.eval_batches, accelerator)
         val_loss = evaluate_loss(model, self.val_loader, config.eval_batches, accelerator)
+        for split, loss in (("training", train_loss), ("validation", val_loss)):
+            if not math.isfinite(loss):
+                raise self.non_finite(f"the {split} loss of the weights after step {self.progress.step} is {loss}")
         tokens_per_s = self.interval.tokens_per_s()
         metrics = {
             "step": self.progress.step,
             "epoch": round(self.progress.epoch + self.progress.batches_in_epoch / len(self.train_loader), 4),
             "tokens_seen": self.progress.tokens_seen,
             "learning_rate": self.scheduler.get_last_lr()[0],
-            "step_loss": self.interval.mean_loss(),
+            "step_loss": mean(self.progress.step_losses),
             "train_loss": train_loss,
             "val_loss": val_loss,
             "train_perplexity": perplexity(train_loss),
@@ -235,26 +258,40 @@ class Trainer:
         if config.report_to:
             accelerator.log({k: v for k, v in metrics.items() if k != "sample"}, step=self.progress.step)
         self.last_metrics = metrics
+        self.progress.step_losses = []
         self.interval.restart(self.progress.tokens_seen)
         return metrics
 
-    def save(self) -> Path:
-        self.interval.pause()
+    def training_args(self) -> dict:
+        """The settings of the run as training_args.json records them."""
         training_args = self.config.to_dict()
         training_args["extra"] = {**training_args["extra"], "num_processes": self.accelerator.num_processes,
                                   "total_steps": self.total_steps}
+        return training_args
+
+    def save(self):
+        """Checkpoint this step once its weights are known to give a finite loss: the next step's forward pass, or
+        the final evaluation, writes it (`write_pending_checkpoint`). Until then nothing changes the weights, the
+        optimizer or the schedule; what does change (progress, RNG states, metrics) is captured here."""
+        training_args = self.training_args()
         files = {
             "training_args.json": json.dumps(training_args, indent=2, default=str),
             "metrics.json": json.dumps(self.last_metrics, indent=2),
             "README.md": model_card(training_args, self.last_metrics),
         }
-        path = save_checkpoint(self.accelerator, self.model, self.tokenizer, self.optimizer, self.scheduler,
-                               self.progress, self.out_dir, files)
+        self.pending_checkpoint = (copy.deepcopy(self.progress), rng_states(), files)
+
+    def write_pending_checkpoint(self):
+        if self.pending_checkpoint is None:
+            return
+        self.interval.pause()
+        progress, rng_state, files = self.pending_checkpoint
+        self.last_good_checkpoint = save_checkpoint(self.accelerator, self.model, self.tokenizer, self.optimizer,
+                                                    progress, rng_state, self.out_dir, files)
         if self.accelerator.is_main_process:
             prune_checkpoints(self.out_dir, self.config.keep_last)
-        self.last_saved_step = self.progress.step
+        self.last_saved_step, self.pending_checkpoint = progress.step, None
         self.interval.resume()
-        return path
 
     def resume_if_asked(self):
         checkpoint = resolve_resume(self.config.resume, self.out_dir)
@@ -262,8 +299,9 @@ class Trainer:
             if self.accelerator.is_main_process:
                 self.log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
             return
-        self.progress, rng = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer, self.scheduler)
-        self.last_saved_step = self.progress.step
+        refuse_changed_settings(checkpoint, self.training_args())
+        self.progress, rng = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer)
+        self.last_saved_step, self.last_good_checkpoint = self.progress.step, checkpoint
         if self.progress.batches_in_epoch >= len(self.train_loader):  # saved at the end of an epoch
             self.progress.epoch += 1
             self.progress.batches_in_epoch = 0
@@ -281,7 +319,7 @@ class Trainer:
 
 
 class Interval:
-    """Throughput and mean loss between two evaluations, not counting the time spent evaluating or saving."""
+    """Throughput between two evaluations, not counting the time spent evaluating or saving."""
 
     def __init__(self, tokens_seen: int):
         self.last_tokens_per_s = 0.0
@@ -289,7 +327,7 @@ class Interval:
 
     def restart(self, tokens_seen: int):
         self.start_tokens, self.last_tokens = tokens_seen, tokens_seen
-        self.elapsed, self.losses = 0.0, []
+        self.elapsed = 0.0
         self.started = time.perf_counter()
 
     def pause(self):
@@ -300,20 +338,20 @@ class Interval:
     def resume(self):
         self.started = time.perf_counter()
 
-    def record(self, loss: float, tokens_seen: int):
+    def record(self, tokens_seen: int):
         now = time.perf_counter()
         step_time = now - self.started if self.started is not None else 0.0
         self.last_tokens_per_s = (tokens_seen - self.last_tokens) / step_time if step_time > 0 else 0.0
         self.elapsed += step_time
         self.started = now
         self.last_tokens = tokens_seen
-        self.losses.append(loss)
 
     def tokens_per_s(self) -> float:
         return (self.last_tokens - self.start_tokens) / self.elapsed if self.elapsed > 0 else 0.0
 
-    def mean_loss(self) -> float | None:
-        return sum(self.losses) / len(self.losses) if self.losses else None
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def perplexity(loss: float) -> float:

@@ -37,9 +37,11 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas=(0.9
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
 
 
-def cosine_schedule_with_warmup(optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1):
-    """LambdaLR: the rate climbs linearly to its peak over `warmup_steps`, then follows half a cosine down to
-    peak * min_lr_ratio at `total_steps`, and stays there."""
+def cosine_schedule_with_warmup(optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1,
+                                start_step: int = 0):
+    """LambdaLR: the rate climbs linearly to its peak (the optimizer's lr) over `warmup_steps`, then follows half a
+    cosine down to peak * min_lr_ratio at `total_steps`, and stays there. A resumed run passes the `start_step` it
+    goes on from: the rate is then the schedule's at that step."""
 
     def multiplier(step: int) -> float:
         if step < warmup_steps:
@@ -47,4 +49,6 @@ def cosine_schedule_with_warmup(optimizer, warmup_steps: int, total_steps: int, 
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
         return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]  # the peak LambdaLR scales (a resumed optimizer may hold an older one)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier, last_epoch=start_step - 1)
