@@ -77,6 +77,27 @@ def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
 
 
+def rendered(markdown: str) -> dict:
+    """What a GitHub-flavoured Markdown renderer (markdown-it-py, as the Hub renders cards) makes of a card's body:
+    its headings, its tables (each a list of rows of cell texts) and its fenced code blocks."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("gfm-like", {"linkify": False}).parse(markdown)
+    found = {"headings": [], "tables": [], "code": []}
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            found["headings"].append(tokens[i + 1].content)
+        elif token.type == "table_open":
+            found["tables"].append([])
+        elif token.type == "tr_open":
+            found["tables"][-1].append([])
+        elif token.type in ("th_open", "td_open"):
+            found["tables"][-1][-1].append(tokens[i + 1].content)
+        elif token.type == "fence":
+            found["code"].append(token.content)
+    return found
+
+
 def test_metadata_round_trips_and_eval_results_equal_the_metrics_file(classifier_dir):
     path = write_card(classifier_dir, repo_id="user/scratch-gpt2-spam")
     text = path.read_text()
@@ -224,3 +245,22 @@ def test_the_limitations_name_the_pretraining_the_weights_come_from(tmp_path):
     assert webtext in card_for("USER/scratch-gpt2-small", base_origin="openai")
     with pytest.raises(ValueError, match="base_origin 'webtext' is not one of 'openai', 'scratch'"):
         card_for("USER/scratch-gpt2-small", base_origin="webtext")
+
+
+def test_a_multi_line_setting_renders_below_the_table_not_in_it(tmp_path):
+    """An instruction-tuned run records its multi-line sample prompt in training_args.json: rendered as the Hub
+    renders cards, the hyperparameter table keeps every row and the prompt's "### Instruction:" lines do not become
+    headings; the prompt is shown whole in a code block, and a pipe inside a value stays in its cell."""
+    prompt = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+              "request.\n\n### Instruction:\nName a colour.\n\n### Response:\n")
+    args = {"learning_rate": 5e-05, "sample_prompt": prompt, "template": "alpaca | phi3", "epochs": 2}
+    folder = save_checkpoint(tmp_path, gpt2_scratch.ScratchGPT2ForCausalLM(tiny()), training_args=args,
+                             provenance={"kind": "instruction-tuned", "base_model": "openai-community/gpt2-medium"})
+    card = rendered(build_card(folder, "user/scratch-gpt2-instruct").text)
+    assert card["headings"] == ["scratch-gpt2-instruct", "Model", "Provenance", "Prompt format", "How to use",
+                                "Training", "Evaluation", "Limitations and biases", "Citation"]
+    hyperparameters = next(table for table in card["tables"] if table[0] == ["Hyperparameter", "Value"])
+    assert hyperparameters[1:] == [["learning_rate", "5e-05"], ["template", "alpaca | phi3"], ["epochs", "2"]]
+    assert prompt in card["code"]
+    for table in card["tables"]:
+        assert all(len(row) == len(table[0]) for row in table)

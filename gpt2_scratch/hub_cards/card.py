@@ -23,6 +23,8 @@ TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not a silently empty card section
 )
+# A table cell's text: a bare "|" would end the cell and shift the rest of the row.
+TEMPLATES.filters["cell"] = lambda value: str(value).replace("|", "\\|")
 
 # What each kind of checkpoint was evaluated on when provenance.json names no "eval_dataset".
 DEFAULT_EVAL_DATASETS = {
@@ -136,15 +138,34 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
         "base_model": base_model(records),
         "base_origin": base_origin(records),
         "eval_dataset": eval_dataset(records),
-        "hyperparameters": {
-            name: value for name, value in records.training_args.items()
-            if value is not None and not isinstance(value, (dict, list))  # the table holds settings, not structures
-        },
+        **_hyperparameters(records.training_args),
         "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
         "plots": [plot.name for plot in records.plots],
         "labels": [id2label[str(i)] for i in range(len(id2label))],
         "confusion_matrix": records.confusion_matrix,
     }
+
+
+def _hyperparameters(training_args: dict) -> dict:
+    """The run's settings, in two parts: "hyperparameters", one line each, for the table; "long_hyperparameters",
+    the multi-line ones (an instruction-tuned run's sample prompt), which a Markdown table cannot hold: in a cell,
+    a line such as "### Response:" would end the table and become a heading."""
+    settings = {
+        name: str(value) for name, value in training_args.items()
+        if value is not None and not isinstance(value, (dict, list))  # the table holds settings, not structures
+    }
+    return {
+        "hyperparameters": {name: value for name, value in settings.items() if "\n" not in value},
+        "long_hyperparameters": {  # the block's closing fence takes the place of a final newline
+            name: (value.removesuffix("\n"), _fence(value)) for name, value in settings.items() if "\n" in value
+        },
+    }
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text`, so that the text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _pretty_name(m: Measurement) -> str:
