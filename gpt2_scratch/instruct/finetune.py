@@ -27,6 +27,8 @@ import torch
 
 from ..evaluation.judge import ChatCompletionsJudge, judge_responses
 from ..evaluation.perplexity import loss_and_perplexity
+from ..hub_cards.card import DEFAULT_EVAL_DATASETS
+from ..hub_cards.records import dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
 from ..resources import write_atomically
 from ..training import TrainConfig, make_loader, train
@@ -259,9 +261,10 @@ def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, tr
     tokenizer.save_pretrained(target)
     training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
                      **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
+    dataset = dataset_reference(config.data) if config.data else DEFAULT_EVAL_DATASETS["instruction-tuned"]
     provenance = {"kind": "instruction-tuned", "base_model": config.model,
                   "method": "lora" if config.lora else "full fine-tuning",
-                  "datasets": [config.data or "instruction-data.json (LLMs from Scratch)"]}
+                  "datasets": [dataset["name"]], "eval_dataset": dataset}
     for name, payload in (("training_args.json", training_args), ("metrics.json", metrics),
                           ("provenance.json", provenance)):
         write_atomically(target / name, json.dumps(payload, indent=2, default=str) + "\n")
