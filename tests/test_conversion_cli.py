@@ -75,3 +75,34 @@ def test_errors_are_printed_without_traceback(transformers_folder, tmp_path, cap
     assert "does not exist" in capsys.readouterr().err
     assert main(["convert", str(transformers_folder), str(transformers_folder)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_source_without_a_tokenizer_is_named_at_conversion_and_tokenizer_adds_one(
+    transformers_folder, tokenizer_dir, tmp_path, capsys
+):
+    """A converted folder without a tokenizer is said so in one line that offers --tokenizer; with it, the folder
+    loads with AutoTokenizer and encodes as tiktoken's GPT-2 encoding does from OpenAI's files; a --tokenizer
+    folder that holds none is refused in one line and leaves nothing behind."""
+    from transformers import AutoTokenizer
+
+    from gpt2_scratch.tokenization.reference import tiktoken_gpt2
+
+    assert main(["convert", str(transformers_folder), str(tmp_path / "bare")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("gpt2-scratch convert: warning: the source has no tokenizer")
+    assert f"{tmp_path / 'bare'} holds none" in warnings[0] and "--tokenizer FOLDER" in warnings[0]
+    with pytest.raises((OSError, ValueError)):  # what the warning says would happen
+        AutoTokenizer.from_pretrained(tmp_path / "bare")
+
+    complete = ["convert", str(transformers_folder), str(tmp_path / "complete"), "--tokenizer", str(tokenizer_dir)]
+    assert main(complete) == 0
+    assert "warning" not in capsys.readouterr().err
+    text = "Every effort moves you, 'tis 2024 -- naïve café!\n  indented<|endoftext|>"
+    oracle = tiktoken_gpt2(tokenizer_dir).encode(text, allowed_special="all")
+    assert AutoTokenizer.from_pretrained(tmp_path / "complete")(text).input_ids == oracle
+
+    refused = ["convert", str(transformers_folder), str(tmp_path / "refused"), "--tokenizer", str(tmp_path / "bare")]
+    assert main(refused) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and f"the tokenizer folder {tmp_path / 'bare'} holds no GPT-2 tokenizer" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare", "complete"]

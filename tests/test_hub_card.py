@@ -77,6 +77,27 @@ def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
 
 
+def rendered(markdown: str) -> dict:
+    """What a GitHub-flavoured Markdown renderer (markdown-it-py, as the Hub renders cards) makes of a card's body:
+    its headings, its tables (each a list of rows of cell texts) and its fenced code blocks."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("gfm-like", {"linkify": False}).parse(markdown)
+    found = {"headings": [], "tables": [], "code": []}
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            found["headings"].append(tokens[i + 1].content)
+        elif token.type == "table_open":
+            found["tables"].append([])
+        elif token.type == "tr_open":
+            found["tables"][-1].append([])
+        elif token.type in ("th_open", "td_open"):
+            found["tables"][-1][-1].append(tokens[i + 1].content)
+        elif token.type == "fence":
+            found["code"].append(token.content)
+    return found
+
+
 def test_metadata_round_trips_and_eval_results_equal_the_metrics_file(classifier_dir):
     path = write_card(classifier_dir, repo_id="user/scratch-gpt2-spam")
     text = path.read_text()
@@ -216,7 +237,7 @@ def test_the_limitations_name_the_pretraining_the_weights_come_from(tmp_path):
     assert webtext in card_for("openai-community/gpt2-medium") and webtext in card_for("gpt2")
     assert webtext in card_for(str(converted), kind="instruction-tuned")
     from_scratch = card_for(str(scratch), name="from-scratch")
-    assert webtext not in from_scratch and f"`{scratch}`, a GPT-2 pretrained from scratch" in from_scratch
+    assert webtext not in from_scratch and "`scratch`, a GPT-2 pretrained from scratch" in from_scratch
     chained = card_for(str(tmp_path / "from-scratch"), kind="instruction-tuned", name="chained")
     assert webtext not in chained and "pretrained from scratch with gpt2-scratch" in chained
     unknown = card_for("USER/scratch-gpt2-small")
@@ -224,3 +245,68 @@ def test_the_limitations_name_the_pretraining_the_weights_come_from(tmp_path):
     assert webtext in card_for("USER/scratch-gpt2-small", base_origin="openai")
     with pytest.raises(ValueError, match="base_origin 'webtext' is not one of 'openai', 'scratch'"):
         card_for("USER/scratch-gpt2-small", base_origin="webtext")
+
+
+def test_a_multi_line_setting_renders_below_the_table_not_in_it(tmp_path):
+    """An instruction-tuned run records its multi-line sample prompt in training_args.json: rendered as the Hub
+    renders cards, the hyperparameter table keeps every row and the prompt's "### Instruction:" lines do not become
+    headings; the prompt is shown whole in a code block, and a pipe inside a value stays in its cell."""
+    prompt = ("Below is an instruction that describes a task. Write a response that appropriately completes the "
+              "request.\n\n### Instruction:\nName a colour.\n\n### Response:\n")
+    args = {"learning_rate": 5e-05, "sample_prompt": prompt, "template": "alpaca | phi3", "epochs": 2}
+    folder = save_checkpoint(tmp_path, gpt2_scratch.ScratchGPT2ForCausalLM(tiny()), training_args=args,
+                             provenance={"kind": "instruction-tuned", "base_model": "openai-community/gpt2-medium"})
+    card = rendered(build_card(folder, "user/scratch-gpt2-instruct").text)
+    assert card["headings"] == ["scratch-gpt2-instruct", "Model", "Provenance", "Prompt format", "How to use",
+                                "Training", "Evaluation", "Limitations and biases", "Citation"]
+    hyperparameters = next(table for table in card["tables"] if table[0] == ["Hyperparameter", "Value"])
+    assert hyperparameters[1:] == [["learning_rate", "5e-05"], ["template", "alpaca | phi3"], ["epochs", "2"]]
+    assert prompt in card["code"]
+    for table in card["tables"]:
+        assert all(len(row) == len(table[0]) for row in table)
+
+
+def test_cards_name_the_data_and_base_a_run_used_and_no_local_path(tmp_path, tokenizer):
+    """The records written by `instruct` and `train-classifier` (their own writers, not hand-made files) give cards
+    that name the run's own data once, keep local paths out (only the last component shows), tag a classifier by
+    what it classifies, and tell a fine-tune of a preset's random weights from one of a pretrained model."""
+    from dataclasses import asdict
+
+    from gpt2_scratch.classification.training import FineTuningSettings, provenance
+    from gpt2_scratch.instruct.finetune import InstructConfig, save_final_model
+    from gpt2_scratch.training import TrainConfig
+
+    model = gpt2_scratch.ScratchGPT2ForCausalLM(tiny())
+    base = save_checkpoint(tmp_path / "runs" / "my-base", model, metrics=PRETRAINING_METRICS)
+    metrics = {"train_loss": 1.5, "val_loss": 2.0, "val_perplexity": 7.39}
+
+    def instruct_card(name, **config):
+        train_config = TrainConfig(out_dir=str(tmp_path / name), extra={"data": {"train": 8, "test": 1}})
+        save_final_model(model, tokenizer, tmp_path / name, InstructConfig(**config), train_config, metrics)
+        card = build_card(tmp_path / name / "model", "user/instruct")
+        return card, rendered(card.text), str(card)
+
+    card, body, whole = instruct_card("own-data", model=str(base), data=str(tmp_path / "my_tasks.jsonl"))
+    assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("my-tasks", "my_tasks.jsonl")}
+    assert "instruction-data" not in whole and str(tmp_path) not in whole
+    assert "Fine-tuned from `my-base` (full fine-tuning)." in card.text and "pretrained from scratch with gpt2-scratch" in card.text
+    assert ["out_dir", "own-data"] in next(t for t in body["tables"] if t[0] == ["Hyperparameter", "Value"])
+    assert card.data.license == "apache-2.0"  # the base was pretrained here
+
+    card, _, whole = instruct_card("course-data", model="tiny")
+    assert {r.dataset_name for r in card.data.eval_results} == {"instruction-data.json (LLMs from Scratch)"}
+    assert card.text.count("instruction-data.json (LLMs from Scratch)") == 1
+    assert "Fine-tuned from random weights in the shape of the `tiny` preset" in card.text.replace("\n", " ")
+    assert "never\npretrained" in card.text and "WebText" not in card.text and card.data.license == "apache-2.0"
+
+    labels = {0: "billing", 1: "delivery", 2: "other"}
+    classifier = gpt2_scratch.ScratchGPT2ForSequenceClassification(
+        tiny(num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()}, pad_token_id=50256))
+    settings = FineTuningSettings(base="openai-community/gpt2", data=str(tmp_path / "grievances.csv"))
+    folder = save_checkpoint(tmp_path / "grievances", classifier, training_args=asdict(settings),
+                             provenance=provenance(settings), metrics={"test": {"accuracy": 0.8}})
+    card = build_card(folder, "user/grievances")
+    assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("grievances", "grievances.csv")}
+    assert "spam-detection" not in card.data.tags and "text-classification" in card.data.tags
+    assert "spam" not in card.text.lower() and "cruise" not in card.text and str(tmp_path) not in str(card)
+    assert "as\nbilling or delivery or other" in card.text

@@ -85,6 +85,21 @@ def test_lora_trains_only_the_adapters_and_merges_them(tmp_path, shared_data, to
     assert sorted(adapter["target_modules"]) == ["c_attn", "c_fc", "c_proj"] and adapter["r"] == 4
     assert json.loads((tmp_path / "model" / "provenance.json").read_text())["method"] == "lora"
 
+    # The adapter loads on its own: its config names the saved base (the preset's random initial weights) and the
+    # dropout the run trained with, and base + adapter give the merged model's logits.
+    assert adapter["lora_dropout"] == config.lora_dropout == 0.05
+    assert adapter["base_model_name_or_path"] == str((tmp_path / "base-model").resolve())
+    base = load_file(tmp_path / "base-model" / "model.safetensors")
+    assert base.keys() <= initial.keys() and all(torch.equal(base[key], initial[key]) for key in base)
+    from peft import AutoPeftModelForCausalLM
+
+    alone = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "lora-adapter").eval()
+    merged_model = AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
+    input_ids = torch.randint(0, 50257, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(alone(input_ids=input_ids).logits, merged_model(input_ids).logits,
+                                   rtol=1e-5, atol=1e-5)
+
 
 def launch(out_dir, *extra):
     command = [

@@ -41,6 +41,7 @@ from transformers import (
 
 from ..conversion.hparams import LM_HEAD, SCORE
 from ..conversion.pretrained import load_pretrained
+from ..hub_cards.records import dataset_reference
 from ..resources import write_atomically
 from ..tokenization import gpt2_tokenizer
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
@@ -253,7 +254,7 @@ def write_run_records(folder: Path, settings: FineTuningSettings, metrics: dict,
 def provenance(settings: FineTuningSettings) -> dict:
     """Where the classifier comes from, in the schema the model cards read."""
     methods = {"nothing": "full fine-tuning", "lora": "lora"}
-    dataset = SMS_SPAM_DATASET if settings.data == "sms-spam" else {"type": settings.data, "name": settings.data}
+    dataset = SMS_SPAM_DATASET if settings.data == "sms-spam" else dataset_reference(settings.data)
     return {
         "kind": "classifier",
         "base_model": settings.base,

@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 def notice_printer(command: str, show_other_warnings):
     """A `warnings.showwarning` that prints the library's notices to its users (assumed hyperparameters) as one line,
     like its errors, and leaves every other warning to `show_other_warnings`."""
-    from gpt2_scratch.conversion.engine import AssumedHyperparametersWarning
+    from gpt2_scratch.conversion.engine import AssumedHyperparametersWarning, IncompleteCheckpointWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, AssumedHyperparametersWarning):
+        if issubclass(category, (AssumedHyperparametersWarning, IncompleteCheckpointWarning)):
             print(f"gpt2-scratch {command}: warning: {message}", file=sys.stderr)
         else:
             show_other_warnings(message, category, filename, lineno, file, line)

@@ -27,6 +27,10 @@ def register(subparsers) -> None:
         "--n-head", type=int, help="attention heads, for layouts that do not record them (default: width / 64)"
     )
     parser.add_argument(
+        "--tokenizer", help="folder whose tokenizer to write with the weights (GPT-2's encoder.json + vocab.bpe, or "
+        "a saved tokenizer); default: the one beside SRC, if any"
+    )
+    parser.add_argument(
         "--max-shard-size", type=float, default=2.0, help="largest safetensors shard, in GiB (default 2)"
     )
     parser.set_defaults(func=run)
@@ -43,6 +47,7 @@ def run(args) -> int:
         to_layout=args.to_layout,
         dtype=args.dtype,
         max_shard_bytes=int(args.max_shard_size * 1024**3),
+        tokenizer=args.tokenizer,
         **overrides,
     )
     print(f"wrote {folder}")

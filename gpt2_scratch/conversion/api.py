@@ -168,12 +168,15 @@ def convert(
     to_layout: str = "scratch",
     dtype=None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    tokenizer=None,
     **overrides,
 ) -> Path:
     """Convert a checkpoint in any layout into a new folder `dst` in layout `to_layout`, one tensor at a time.
 
-    `dtype` ("float32", "float16", "bfloat16") defaults to the source's. `overrides` set hyperparameters the
-    source does not record (n_head=...). Returns the folder.
+    `dtype` ("float32", "float16", "bfloat16") defaults to the source's. `tokenizer`: a folder whose tokenizer is
+    written with the weights (GPT-2's encoder.json + vocab.bpe, or a saved tokenizer), instead of the one beside the
+    source; without either, the folder has none and an IncompleteCheckpointWarning says so. `overrides` set
+    hyperparameters the source does not record (n_head=...). Returns the folder.
     """
     target = layout_named(to_layout)
     if from_layout:
@@ -192,9 +195,10 @@ def convert(
         tensors,
         out_dtype,
         card,
-        tokenizer_folder=checkpoint.folder,
-        tokenizer_files=checkpoint.tokenizer_files,
+        tokenizer_folder=Path(tokenizer) if tokenizer is not None else checkpoint.folder,
+        tokenizer_files={} if tokenizer is not None else checkpoint.tokenizer_files,
         max_shard_bytes=max_shard_bytes,
+        tokenizer_given=tokenizer is not None,
     )
 
 

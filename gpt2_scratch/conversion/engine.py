@@ -24,6 +24,10 @@ class AssumedHyperparametersWarning(UserWarning):
     """A checkpoint does not record hyperparameters that change its logits; the message names the values assumed."""
 
 
+class IncompleteCheckpointWarning(UserWarning):
+    """A converted checkpoint lacks something its users will need (a tokenizer); the message says how to add it."""
+
+
 class LayoutMismatchError(ValueError):
     """A checkpoint's tensors do not fit a layout; the message lists every difference."""
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .engine import ExportItem
+from .engine import ExportItem, IncompleteCheckpointWarning
 from .hparams import describe
 from .layout import Layout
 from .layouts.gguf import write_gguf
@@ -22,6 +23,8 @@ DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
 # Tokenizer files a checkpoint folder may hold: transformers' names, and OpenAI's original names for the same data.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 OPENAI_TOKENIZER_FILES = {"encoder.json": "vocab.json", "vocab.bpe": "merges.txt"}
+# The containers whose checkpoints carry a tokenizer: transformers folders (AutoTokenizer reads it) and GGUF (embedded).
+TOKENIZER_CONTAINERS = ("safetensors", "gguf")
 
 
 def write_checkpoint(
@@ -35,8 +38,11 @@ def write_checkpoint(
     tokenizer_folder: Path | None = None,
     tokenizer_files: dict[str, str] | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    tokenizer_given: bool = False,
 ) -> Path:
-    """Write `tensors` (in `plan`'s order) in the layout's container, with its config files, into folder `dst`."""
+    """Write `tensors` (in `plan`'s order) in the layout's container, with its config files, into folder `dst`.
+    `tokenizer_given`: `tokenizer_folder` was asked for, so it must hold a tokenizer; otherwise a checkpoint that
+    ends up without one gets an IncompleteCheckpointWarning saying how to add it."""
     dst = Path(dst)
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise ValueError(f"{dst} already exists and is not an empty folder; choose a new destination.")
@@ -44,7 +50,14 @@ def write_checkpoint(
     work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
     work.chmod(0o755)  # mkdtemp makes it private; the finished checkpoint is an ordinary folder
     try:
-        copy_tokenizer(tokenizer_folder, tokenizer_files or {}, work)  # first: a GGUF export embeds it
+        copied = copy_tokenizer(tokenizer_folder, tokenizer_files or {}, work)  # first: a GGUF export embeds it
+        if tokenizer_given and not copied:
+            raise ValueError(
+                f"the tokenizer folder {tokenizer_folder} holds no GPT-2 tokenizer: give a folder with encoder.json "
+                "and vocab.bpe (OpenAI's files), vocab.json and merges.txt, or tokenizer.json."
+            )
+        if layout.container == "safetensors":  # a transformers folder; GGUF embeds the files as they came
+            complete_tokenizer(work, copied)
         with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
             WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
@@ -55,6 +68,13 @@ def write_checkpoint(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    if not copied and layout.container in TOKENIZER_CONTAINERS:
+        warnings.warn(
+            f"the source has no tokenizer, so {dst} holds none and AutoTokenizer.from_pretrained will fail on it: "
+            "convert again with --tokenizer FOLDER (tokenizer=FOLDER in Python), a folder with GPT-2's encoder.json "
+            "and vocab.bpe or a saved tokenizer.",
+            IncompleteCheckpointWarning, stacklevel=3,
+        )
     return dst
 
 
@@ -76,7 +96,8 @@ def write_torch_pickle(work, layout, hparams, plan, tensors, dtype, max_shard_by
 
 def copy_tokenizer(source: Path | None, embedded: dict[str, str], work: Path) -> list[str]:
     """Copy the tokenizer that came with the source, if any: files beside its weights (OpenAI's encoder.json and
-    vocab.bpe become vocab.json and merges.txt), or one stored inside the weights file (GGUF)."""
+    vocab.bpe become vocab.json and merges.txt), or one stored inside the weights file (GGUF). Returns the names of
+    the files written."""
     copied = []
     if source is not None and source.is_dir():
         for name in TOKENIZER_FILES:
@@ -92,6 +113,15 @@ def copy_tokenizer(source: Path | None, embedded: dict[str, str], work: Path) ->
             (work / name).write_text(text, encoding="utf-8")
             copied.append(name)
     return copied
+
+
+def complete_tokenizer(work: Path, copied: list[str]) -> None:
+    """Write transformers' whole tokenizer (tokenizer.json, tokenizer_config.json) beside a bare vocab.json and
+    merges.txt: those two alone are no tokenizer that AutoTokenizer can load from a checkpoint folder."""
+    if "tokenizer.json" not in copied and {"vocab.json", "merges.txt"} <= set(copied):
+        from ..tokenization import gpt2_tokenizer
+
+        gpt2_tokenizer(work).save_pretrained(work)
 
 
 def model_card(origin: str, source_layout: str, target_layout: Layout, hparams: dict, dtype: torch.dtype) -> str:

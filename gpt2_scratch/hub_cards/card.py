@@ -13,8 +13,9 @@ from pathlib import Path
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..modeling import PRESETS
 from ..resources import write_atomically
-from .records import CheckpointRecords, Measurement, read_records
+from .records import CheckpointRecords, Measurement, dataset_reference, is_local_path, public_name, read_records
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -23,6 +24,8 @@ TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not a silently empty card section
 )
+# A table cell's text: a bare "|" would end the cell and shift the rest of the row.
+TEMPLATES.filters["cell"] = lambda value: str(value).replace("|", "\\|")
 
 # What each kind of checkpoint was evaluated on when provenance.json names no "eval_dataset".
 DEFAULT_EVAL_DATASETS = {
@@ -32,22 +35,28 @@ DEFAULT_EVAL_DATASETS = {
     "instruction-tuned": {"type": "instruction-data", "name": "instruction-data.json (LLMs from Scratch)"},
 }
 SMS_SPAM = "sms-spam"  # `gpt2-scratch train-classifier --data sms-spam`: the course's data set
+SMS_SPAM_TYPE = DEFAULT_EVAL_DATASETS["classifier"]["type"]
 COMMON_TAGS = ["gpt2", "scratch-gpt2", "from-scratch", "pytorch", "safetensors", "custom_code"]
 KIND_TAGS = {
     "converted": ["openai-weights"],
     "pretrained": ["pretrained-from-scratch"],
-    "classifier": ["spam-detection"],
+    "classifier": ["text-classification"],  # plus "spam-detection" for a classifier of the SMS Spam Collection
     "instruction-tuned": ["instruction-tuned"],
 }
-# GPT-2's weights were released by OpenAI under the MIT license; a model pretrained here carries the project's license.
+# GPT-2's weights were released by OpenAI under the MIT license; a model pretrained here carries the project's license,
+# and so does one fine-tuned from weights made here (pretrained from scratch, or a preset's random initialisation).
 DEFAULT_LICENSES = {"converted": "mit", "pretrained": "apache-2.0", "classifier": "mit", "instruction-tuned": "mit"}
+LICENSE_OF_ORIGIN = {"openai": "mit", "scratch": "apache-2.0", "random": "apache-2.0"}
+# The example texts of a classifier's usage snippets: spam and ham for the course's classifier, else placeholders.
+EXAMPLE_TEXTS = {SMS_SPAM_TYPE: ["You won a free cruise! Text WIN to 80082", "See you at dinner tonight?"],
+                 None: ["A text like the ones it was trained on", "Another text to classify"]}
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # The names OpenAI's GPT-2 weights go by on the Hub, with and without the organisation.
 OPENAI_GPT2 = re.compile(r"(openai-community/)?gpt2(-medium|-large|-xl)?")
 # Where a base checkpoint's weights come from, by its kind (a fine-tuned base: from wherever its own base's came).
 ORIGIN_OF_KIND = {"converted": "openai", "pretrained": "scratch"}
-BASE_ORIGINS = ("openai", "scratch")
+BASE_ORIGINS = ("openai", "scratch", "random")
 SPLIT_NAMES = {"train": "Train", "validation": "Validation", "test": "Test", None: ""}
 
 
@@ -75,8 +84,12 @@ def eval_dataset(records: CheckpointRecords) -> dict:
     on (its run measures every split of it), else the usual data of the kind."""
     data = records.training_args.get("data")
     if records.kind == "classifier" and isinstance(data, str) and data != SMS_SPAM:
-        return records.provenance.get("eval_dataset") or {"type": data, "name": data}
-    return records.provenance.get("eval_dataset") or DEFAULT_EVAL_DATASETS[records.kind]
+        dataset = records.provenance.get("eval_dataset") or dataset_reference(data)
+    else:
+        dataset = records.provenance.get("eval_dataset") or DEFAULT_EVAL_DATASETS[records.kind]
+    if is_local_path(dataset["type"]):  # recorded by an older run: model-index wants an id, the card no path
+        return {"type": dataset_reference(dataset["type"])["type"], "name": public_name(dataset["name"])}
+    return dataset
 
 
 def eval_results(records: CheckpointRecords) -> list[EvalResult]:
@@ -101,11 +114,12 @@ def _card_data(records: CheckpointRecords, repo_id: str) -> ModelCardData:
     provenance = records.provenance
     results = eval_results(records)
     return ModelCardData(
-        license=provenance.get("license", DEFAULT_LICENSES[records.kind]),
+        license=provenance.get("license") or LICENSE_OF_ORIGIN.get(base_origin(records),
+                                                                   DEFAULT_LICENSES[records.kind]),
         language="en",
         library_name="transformers",
         pipeline_tag="text-classification" if records.kind == "classifier" else "text-generation",
-        tags=[*COMMON_TAGS, *KIND_TAGS[records.kind]],
+        tags=[*COMMON_TAGS, *KIND_TAGS[records.kind], *(["spam-detection"] if _is_spam_classifier(records) else [])],
         base_model=_hub_id(base_model(records)),
         datasets=[name for name in provenance.get("datasets", []) if _hub_id(name)] or None,
         metrics=sorted({r.metric_type for r in results}) or None,
@@ -132,19 +146,59 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
             "Activation": config.get("activation_function"),
             "Output head tied to the token embedding": "yes" if config.get("tie_word_embeddings", True) else "no",
         },
-        "provenance": records.provenance,
-        "base_model": base_model(records),
+        "provenance": {**records.provenance, **_public(records.provenance, "source", "base_model", "datasets")},
+        "base_model": public_name(base) if (base := base_model(records)) else None,
         "base_origin": base_origin(records),
         "eval_dataset": eval_dataset(records),
-        "hyperparameters": {
-            name: value for name, value in records.training_args.items()
-            if value is not None and not isinstance(value, (dict, list))  # the table holds settings, not structures
-        },
+        "other_datasets": [name for name in _public(records.provenance, "datasets").get("datasets", [])
+                           if name != eval_dataset(records)["name"]],
+        "example_texts": EXAMPLE_TEXTS[SMS_SPAM_TYPE if _is_spam_classifier(records) else None],
+        **_hyperparameters(records.training_args),
         "results": [(_pretty_name(m), f"{m.value:.4g}") for m in records.measurements],
         "plots": [plot.name for plot in records.plots],
         "labels": [id2label[str(i)] for i in range(len(id2label))],
         "confusion_matrix": records.confusion_matrix,
     }
+
+
+def _is_spam_classifier(records: CheckpointRecords) -> bool:
+    return records.kind == "classifier" and eval_dataset(records)["type"] == SMS_SPAM_TYPE
+
+
+def _public(provenance: dict, *keys: str) -> dict:
+    """The provenance entries `keys` (a name or a list of names) as a public card may show them: local paths by
+    their last component."""
+    public = {}
+    for key in keys:
+        value = provenance.get(key)
+        if isinstance(value, str):
+            public[key] = public_name(value)
+        elif isinstance(value, list):
+            public[key] = [public_name(item) if isinstance(item, str) else item for item in value]
+    return public
+
+
+def _hyperparameters(training_args: dict) -> dict:
+    """The run's settings, in two parts: "hyperparameters", one line each, for the table; "long_hyperparameters",
+    the multi-line ones (an instruction-tuned run's sample prompt), which a Markdown table cannot hold: in a cell,
+    a line such as "### Response:" would end the table and become a heading."""
+    settings = {
+        name: str(value) for name, value in training_args.items()
+        if value is not None and not isinstance(value, (dict, list))  # the table holds settings, not structures
+    }
+    settings = {name: value if "\n" in value else public_name(value) for name, value in settings.items()}
+    return {
+        "hyperparameters": {name: value for name, value in settings.items() if "\n" not in value},
+        "long_hyperparameters": {  # the block's closing fence takes the place of a final newline
+            name: (value.removesuffix("\n"), _fence(value)) for name, value in settings.items() if "\n" in value
+        },
+    }
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text`, so that the text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _pretty_name(m: Measurement) -> str:
@@ -160,7 +214,8 @@ def base_model(records: CheckpointRecords) -> str | None:
 
 def base_origin(records: CheckpointRecords) -> str | None:
     """Where a fine-tuned model's weights first came from, so that its card warns about the right pretraining data:
-    "openai" (OpenAI's GPT-2, trained on WebText), "scratch" (pretrained from scratch by one of our runs), or None
+    "openai" (OpenAI's GPT-2, trained on WebText), "scratch" (pretrained from scratch by one of our runs),
+    "random" (a preset's random initialisation: fine-tuned without any pretraining), or None
     when that is not known (no base recorded, or a base that is neither a GPT-2 name nor a checkpoint folder here).
     provenance.json's "base_origin" says it outright; otherwise a base folder tells by its own records (docs/hub.md:
     a folder without any is a conversion), and a fine-tuned base passes the question on to its own base."""
@@ -177,6 +232,8 @@ def base_origin(records: CheckpointRecords) -> str | None:
         base = base_model(records)
         if base is None:
             return None
+        if base in PRESETS:  # fine-tuning commands build a preset's random model before looking for a folder
+            return "random"
         if OPENAI_GPT2.fullmatch(base):
             return "openai"
         seen.add(records.directory.resolve())

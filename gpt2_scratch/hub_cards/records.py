@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
 
 RECORD_FILES = ("provenance.json", "training_args.json", "metrics.json", "metrics.jsonl")
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".txt", ".parquet", ".arrow", ".zip", ".gz")
 
 # The split a result was measured on, named by a key of metrics.json ("val_loss", {"test": {"accuracy": ...}}).
 SPLITS = {"train": "train", "training": "train", "val": "validation", "valid": "validation", "validation": "validation",
@@ -97,6 +99,27 @@ def read_records(directory: str | Path) -> CheckpointRecords:
         plots=find_plots(directory),
         record_files=[name for name in RECORD_FILES if (directory / name).is_file()],
     )
+
+
+def is_local_path(name: str) -> bool:
+    """Whether `name` names a file or folder on this machine (absolute, present here, or a data file by its suffix)
+    rather than a Hub repository or a preset: cards show only its last component, never where it lives."""
+    path = Path(name)
+    return path.is_absolute() or os.path.exists(name) or path.suffix.lower() in DATA_SUFFIXES
+
+
+def public_name(name: str) -> str:
+    """`name` as a public card may show it: a local path by its last component, anything else unchanged."""
+    return Path(name).name if is_local_path(name) else name
+
+
+def dataset_reference(source: str) -> dict:
+    """The {"type", "name"} of the data set `source` for provenance.json's "eval_dataset": a Hub id as it is; a
+    local file or folder by its name, with a slug of its stem as the type (model-index wants an id, not a path)."""
+    if not is_local_path(source):
+        return {"type": source, "name": source}
+    path = Path(source)
+    return {"type": re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "local", "name": path.name}
 
 
 def find_plots(directory: Path) -> list[Path]:

@@ -9,7 +9,9 @@ Files written in `out_dir` (see docs/instruction-tuning.md):
 - metrics.jsonl, loss.png       losses at every evaluation; the loss curves against epochs and tokens seen
 - model/                        the final model as a plain checkpoint (LoRA merged) with tokenizer, config,
                                 training_args.json, metrics.json, provenance.json and loss.png
-- lora-adapter/                 with LoRA: the adapter alone (peft format)
+- lora-adapter/                 with LoRA: the adapter alone (peft format), loadable with AutoPeftModelForCausalLM
+- base-model/                   with LoRA on a base from_pretrained cannot load (a preset's random weights, another
+                                layout): the base the adapter applies to, which adapter_config.json names
 - instruction-data-with-response.json   the test records with `model_response`, in the course's format
 - judge-scores.json             with a judge: the average and per-item scores
 """
@@ -25,6 +27,8 @@ import torch
 
 from ..evaluation.judge import ChatCompletionsJudge, judge_responses
 from ..evaluation.perplexity import loss_and_perplexity
+from ..hub_cards.card import DEFAULT_EVAL_DATASETS
+from ..hub_cards.records import dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
 from ..resources import write_atomically
 from ..training import TrainConfig, make_loader, train
@@ -39,6 +43,7 @@ RESPONSES_FILE = "instruction-data-with-response.json"
 JUDGE_FILE = "judge-scores.json"
 FINAL_MODEL_DIR = "model"
 ADAPTER_DIR = "lora-adapter"
+BASE_DIR = "base-model"
 
 
 @dataclass
@@ -167,7 +172,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
             metrics["judge_score"] = judged.average
         save_final_model(final, tokenizer, out_dir, config, train_config, metrics)
         if config.lora:
-            trained_lora_model(checkpoint, config).save_pretrained(out_dir / ADAPTER_DIR)
+            save_adapter(checkpoint, config, tokenizer, out_dir)
     accelerator.end_training()  # waits for every process, then closes the process group
     return metrics
 
@@ -189,6 +194,30 @@ def trained_lora_model(checkpoint: Path, config: InstructConfig):
                           config.lora_targets)
     load_checkpoint_weights(peft_model.base_model.model, checkpoint)
     return peft_model
+
+
+def save_adapter(checkpoint: Path, config: InstructConfig, tokenizer, out_dir: Path) -> Path:
+    """out_dir/lora-adapter: the trained adapters alone, which `AutoPeftModelForCausalLM.from_pretrained` loads by
+    itself. Its adapter_config.json records the dropout the run trained with and a base that from_pretrained can
+    load: the Hub id or checkpoint folder (as an absolute path, which peft needs wherever it runs from) that the
+    run started from, else the base saved in out_dir/base-model (a preset's random initial weights, another layout)."""
+    peft_model = trained_lora_model(checkpoint, config)
+    save_base = must_save_base(config.model)
+    base = out_dir / BASE_DIR if save_base else config.model
+    adapter_config = peft_model.peft_config["default"]
+    adapter_config.lora_dropout = config.lora_dropout  # the adapter was rebuilt without dropout, for inference
+    adapter_config.base_model_name_or_path = str(Path(base).resolve()) if save_base or Path(base).exists() else base
+    peft_model.save_pretrained(out_dir / ADAPTER_DIR, save_embedding_layers=False)  # the embeddings are frozen
+    if save_base:
+        peft_model.unload().save_pretrained(base)  # the frozen base weights, as the run started from them
+        tokenizer.save_pretrained(base)
+    return out_dir / ADAPTER_DIR
+
+
+def must_save_base(model: str) -> bool:
+    """Whether from_pretrained cannot load the base `model` as given: a preset (random weights) or a local
+    checkpoint without config.json (OpenAI's release, the course's or nanoGPT's files, GGUF, llm.c)."""
+    return model in PRESETS or (Path(model).exists() and not (Path(model) / "config.json").is_file())
 
 
 def load_checkpoint_weights(model, checkpoint: Path):
@@ -232,9 +261,10 @@ def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, tr
     tokenizer.save_pretrained(target)
     training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
                      **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
+    dataset = dataset_reference(config.data) if config.data else DEFAULT_EVAL_DATASETS["instruction-tuned"]
     provenance = {"kind": "instruction-tuned", "base_model": config.model,
                   "method": "lora" if config.lora else "full fine-tuning",
-                  "datasets": [config.data or "instruction-data.json (LLMs from Scratch)"]}
+                  "datasets": [dataset["name"]], "eval_dataset": dataset}
     for name, payload in (("training_args.json", training_args), ("metrics.json", metrics),
                           ("provenance.json", provenance)):
         write_atomically(target / name, json.dumps(payload, indent=2, default=str) + "\n")
