@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .staging import staged_file
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,8 @@ def _download(resource: Resource, target: Path) -> Path:
 
 def write_atomically(target: str | os.PathLike, payload: bytes | str) -> None:
     """Write `payload` to `target` through a temporary file in the same folder, then rename it into place."""
-    target = Path(target)
-    mode = "wb" if isinstance(payload, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(payload)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with staged_file(Path(target)) as work:
+        if isinstance(payload, bytes):
+            work.write_bytes(payload)
+        else:
+            work.write_text(payload, encoding="utf-8")

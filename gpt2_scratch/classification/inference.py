@@ -8,9 +8,12 @@ import os
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from ..conversion.sources import check_readable
+
 
 def load_classifier(path: str | os.PathLike) -> tuple[PreTrainedModel, object]:
     """The classifier saved in `path` (by train_classifier) and its tokenizer, ready for inference."""
+    check_readable(path)
     model = AutoModelForSequenceClassification.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:

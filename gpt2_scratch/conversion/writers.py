@@ -4,13 +4,13 @@ a short model card), built in a temporary folder beside the destination and rena
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ..staging import staged_folder
 from .engine import ExportItem
 from .hparams import describe
 from .layout import Layout
@@ -38,23 +38,12 @@ def write_checkpoint(
 ) -> Path:
     """Write `tensors` (in `plan`'s order) in the layout's container, with its config files, into folder `dst`."""
     dst = Path(dst)
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise ValueError(f"{dst} already exists and is not an empty folder; choose a new destination.")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
-    work.chmod(0o755)  # mkdtemp makes it private; the finished checkpoint is an ordinary folder
-    try:
+    with staged_folder(dst) as work:
         copy_tokenizer(tokenizer_folder, tokenizer_files or {}, work)  # first: a GGUF export embeds it
         with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
             WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
         (work / "README.md").write_text(card)
-        if dst.exists():
-            dst.rmdir()
-        work.rename(dst)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return dst
 
 

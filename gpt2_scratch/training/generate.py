@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ..conversion.sources import check_readable
 from ..generation import stream_generate
 from ..speed import decoding_layout
 from .checkpoint import latest_checkpoint
@@ -30,6 +31,7 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int
 
     It decodes with gpt2_scratch.generation's lean loop over the model in the decoding layout."""
     model_dir = resolve_model_dir(model_dir)
+    check_readable(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = decoding_layout(AutoModelForCausalLM.from_pretrained(model_dir).eval())
     prompt_length = len(tokenizer(prompt)["input_ids"])

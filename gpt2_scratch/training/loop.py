@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (
     Progress,
+    UnreadableCheckpointError,
     latest_checkpoint,
     load_training_state,
     model_card,
@@ -257,12 +259,12 @@ class Trainer:
         return path
 
     def resume_if_asked(self):
-        checkpoint = resolve_resume(self.config.resume, self.out_dir)
-        if checkpoint is None:
+        candidates = resolve_resume(self.config.resume, self.out_dir)
+        if not candidates:
             if self.accelerator.is_main_process:
                 self.log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
             return
-        self.progress, rng = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer, self.scheduler)
+        self.progress, rng = self.load_newest_intact(candidates)
         self.last_saved_step = self.progress.step
         if self.progress.batches_in_epoch >= len(self.train_loader):  # saved at the end of an epoch
             self.progress.epoch += 1
@@ -278,6 +280,27 @@ class Trainer:
             self.log_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
             self.last_metrics = kept[-1] if kept else {}
         self.accelerator.wait_for_everyone()
+
+    def load_newest_intact(self, candidates: list[Path]) -> tuple[Progress, dict]:
+        """Restore the first checkpoint of `candidates` whose files are intact, saying which ones it skipped."""
+        skipped = []
+        for checkpoint in candidates:
+            try:
+                state = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer, self.scheduler)
+            except UnreadableCheckpointError as error:
+                skipped.append(error)
+                continue
+            if skipped and self.accelerator.is_main_process:
+                reasons = "; ".join(map(str, skipped))
+                print(f"resuming from {checkpoint}, the newest intact checkpoint; skipped: {reasons}", file=sys.stderr)
+            return state
+        if len(skipped) == 1:
+            raise UnreadableCheckpointError(f"cannot resume: {skipped[0]} Or start afresh, without resuming.")
+        reasons = "; ".join(map(str, skipped))
+        raise UnreadableCheckpointError(
+            f"cannot resume: no checkpoint in {self.out_dir} is intact ({reasons}). Restore one, or start afresh, "
+            "without resuming."
+        )
 
 
 class Interval:
