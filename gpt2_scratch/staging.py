@@ -112,6 +112,8 @@ def reporting_full_disk(folder: Path) -> Iterator[None]:
     """Turn a full disk met by any writer inside the block into one DiskFullError naming `folder` and its disk."""
     try:
         yield
+    except DiskFullError:
+        raise  # already named by an inner block, which knows the folder better
     except Exception as error:
         if is_disk_full(error, folder):
             raise disk_full_error(folder) from error
@@ -165,6 +167,7 @@ def staged_file(target: Path) -> Iterator[Path]:
     os.close(fd)
     work = Path(name)
     try:
+        work.chmod(0o644)  # mkstemp makes it private; the finished file is an ordinary one
         with reporting_full_disk(target.parent):
             yield work
         os.replace(work, target)

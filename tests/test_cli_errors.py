@@ -220,12 +220,18 @@ def test_a_full_disk_during_convert_names_the_folder_and_leaves_nothing(model, t
     assert os.listdir(out.parent) == []
 
 
-def test_a_full_disk_while_saving_a_training_checkpoint_names_the_folder(run, tiny_run, capsys, monkeypatch):
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_during_training_names_the_run_folder(run, tiny_run, capsys, monkeypatch):
+    import gpt2_scratch.training.loop as loop
+
     real_save = torch.save
 
     def save_on_a_full_disk(payload, path, *args, **kwargs):
         if str(path).endswith("optimizer.pt"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            full_disk()
         return real_save(payload, path, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_on_a_full_disk)
@@ -233,6 +239,11 @@ def test_a_full_disk_while_saving_a_training_checkpoint_names_the_folder(run, ti
     assert "the disk is full" in message
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoint-1", "checkpoint-2"]
     assert leftovers(run) == []
+
+    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.setattr(loop, "plot_losses", full_disk)  # a write outside any checkpoint: the plots of the run
+    message = assert_one_line_error(*run_cli(capsys, *tiny_run, "--max-steps", "3", "--out", run, "--resume"), run)
+    assert "the disk is full" in message
 
 
 TINY_DISK_WRITES = textwrap.dedent(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import broadcast_object_list, gather_object
 
 from ..conversion.safetensors_stream import SafetensorsFile
 from ..conversion.sources import load_torch_pickle, read_json
@@ -140,12 +140,10 @@ def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, dict
         scheduler_state, progress = read_trainer_state(existing(checkpoint / "trainer_state.json"))
         rng = load_torch_pickle(rng_file)
     except (ValueError, FileNotFoundError) as error:
-        problem = UnreadableCheckpointError(str(error))
-    failures = accelerator.reduce(torch.tensor(float(problem is not None), device=accelerator.device), "sum")
-    if problem is not None:
-        raise problem
-    if failures.item():
-        raise UnreadableCheckpointError(f"{checkpoint}: another process found one of its files unreadable.")
+        problem = str(error)
+    problems = [found for found in gather_object([problem]) if found]  # every process's, in every process
+    if problems:
+        raise UnreadableCheckpointError(problems[0])
     return weights, optimizer_state, scheduler_state, progress, rng
 
 

@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from ..staging import reporting_full_disk
 from .checkpoint import (
     Progress,
     UnreadableCheckpointError,
@@ -60,9 +61,10 @@ def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accel
     loss.png into `config.out_dir`; the returned dict also names the final checkpoint. An `accelerator` passed in
     stays usable afterwards (its process group is not destroyed), so the caller can go on with collective work.
     """
-    if accelerator is None:
-        return Trainer(model, tokenizer, train_loader, val_loader, config, make_accelerator(config)).run()
-    return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator=False).run()
+    with reporting_full_disk(Path(config.out_dir)):  # the metrics log, plots and checkpoints all go there
+        if accelerator is None:
+            return Trainer(model, tokenizer, train_loader, val_loader, config, make_accelerator(config)).run()
+        return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator=False).run()
 
 
 class Trainer:
