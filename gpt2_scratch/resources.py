@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import urllib.request
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from .staging import staged_file
 
 
 @dataclass(frozen=True)
@@ -138,22 +138,8 @@ def _download(resource: Resource, target: Path) -> Path:
 
 def write_atomically(target: str | os.PathLike, payload: bytes | str) -> None:
     """Write `payload` to `target` through a temporary file in the same folder, then rename it into place."""
-    with atomic_file(target, "wb" if isinstance(payload, bytes) else "w") as f:
-        f.write(payload)
-
-
-@contextmanager
-def atomic_file(target: str | os.PathLike, mode: str = "wb"):
-    """A file opened for writing under a temporary name in `target`'s folder, renamed to `target` when the block
-    ends and removed if it raises. Readers see the old file or the whole new one; the name is unique to this
-    writer, so two processes writing the same target at once do not write into one file."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with staged_file(Path(target)) as work:
+        if isinstance(payload, bytes):
+            work.write_bytes(payload)
+        else:
+            work.write_text(payload, encoding="utf-8")

@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,8 +39,10 @@ from transformers import (
 
 from ..conversion.hparams import LM_HEAD, SCORE
 from ..conversion.pretrained import load_pretrained
+from ..conversion.sources import check_readable
 from ..hub_cards.records import dataset_reference
 from ..resources import write_atomically
+from ..staging import staged_folder
 from ..tokenization import gpt2_tokenizer
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
 from .freezing import apply_freezing, merge_lora, parameter_counts
@@ -113,6 +113,7 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} already exists; choose another folder or pass overwrite=True (--overwrite)")
 
+    check_readable(settings.base)
     set_seed(settings.seed)  # before the head is created, so that its initial weights depend on the seed only
     tokenizer = load_tokenizer(settings.tokenizer or settings.base)
     splits = load_labelled_texts(
@@ -126,10 +127,7 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
     max_length = default_max_length(model.config.max_position_embeddings, settings.max_length)
     encoded = tokenize_splits(splits, tokenizer, max_length)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    workdir.chmod(0o755)  # mkdtemp makes it private; the classifier is an ordinary folder once renamed
-    try:
+    with staged_folder(out, replace=overwrite) as workdir:
         trainer = make_trainer(model, tokenizer, encoded, labels, settings, workdir, progress)
         before = evaluate_splits(trainer, encoded)
         trainer.train()
@@ -148,9 +146,6 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
         }
         write_run_records(workdir, settings, metrics, trainer.state.log_history)
         draw_plots(workdir, metrics, trainer.state.log_history)
-        replace_folder(workdir, out)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return ClassifierRun(out, metrics)
 
 
@@ -297,13 +292,6 @@ def draw_plots(folder: Path, metrics: dict, history: list[dict]) -> None:
     plot_confusion_matrix(
         metrics["after"]["test"]["confusion_matrix"], metrics["labels"], folder / CONFUSION_PLOT, "test split"
     )
-
-
-def replace_folder(source: Path, target: Path) -> None:
-    """Move the finished folder into place; an existing target is removed only once the new one is complete."""
-    if target.exists():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    os.replace(source, target)
 
 
 def accuracy_table(metrics: dict) -> str:

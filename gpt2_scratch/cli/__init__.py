@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
 
 COMMAND_MODULES = [
@@ -36,16 +38,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+class Terminated(BaseException):
+    """SIGTERM, raised where Python has control so that cleanup runs as for Ctrl-C (the default action of SIGTERM
+    ends the process at once, leaving temporary output behind). A BaseException, so `except Exception` lets it by."""
+
+
+class NotUTF8Error(Exception):
+    """A text argument that is not UTF-8. Not a ValueError, which argparse would turn into a usage message."""
+
+
+def text(value: str) -> str:
+    """The argparse type of free-text arguments (prompts, texts to classify). The shell hands over bytes; those
+    that are not UTF-8 reach Python as lone surrogates, which no tokenizer takes."""
     try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        byte = value[error.start].encode("utf-8", "surrogateescape")[0]
+        raise NotUTF8Error(
+            f"a text argument is not valid UTF-8 (byte 0x{byte:02x} at character {error.start}): pass UTF-8 text "
+            "(check the terminal's encoding, LANG or LC_ALL)."
+        ) from None
+    return value
+
+
+def raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((word for word in argv if not word.startswith("-")), "")
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there may signals be handled
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
+    try:
+        args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
-            warnings.showwarning = notice_printer(args.command, warnings.showwarning)
+            warnings.showwarning = notice_printer(command, warnings.showwarning)
             return args.func(args) or 0
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError, NotUTF8Error) as error:
         # Errors raised by the library are written for people: print them without a traceback.
-        print(f"gpt2-scratch {args.command}: error: {error}", file=sys.stderr)
+        print(f"gpt2-scratch {command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"gpt2-scratch {command}: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"gpt2-scratch {command}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def notice_printer(command: str, show_other_warnings):

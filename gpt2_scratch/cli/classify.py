@@ -7,13 +7,15 @@ import json
 
 
 def register(subparsers) -> None:
+    from . import text
+
     parser = subparsers.add_parser(
         "classify",
         help="label texts with a fine-tuned classifier",
         description="Print the most probable label of each TEXT and its probability (tab-separated), or JSON.",
     )
     parser.add_argument("checkpoint", help="a classifier folder written by train-classifier")
-    parser.add_argument("texts", nargs="+", metavar="TEXT")
+    parser.add_argument("texts", nargs="+", metavar="TEXT", type=text)
     parser.add_argument("--json", action="store_true", help="print a JSON list of {label, score} instead")
     parser.set_defaults(func=run)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
+    from . import text
+
     parser = subparsers.add_parser(
         "generate", help="continue a prompt with a trained checkpoint",
         description="Sample a continuation of PROMPT with top-k and temperature (or greedily), streaming it as it "
         "is generated, with the lean decoding loop of gpt2_scratch.generation.",
     )
     parser.add_argument("checkpoint", help="a model folder, or a run folder (its latest checkpoint is used)")
-    parser.add_argument("prompt")
+    parser.add_argument("prompt", type=text)
     parser.add_argument("--max-new-tokens", type=int, default=50)
     parser.add_argument("--top-k", type=int, default=25, help="sample among the k likeliest tokens (0: all)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 picks the likeliest token (greedy)")

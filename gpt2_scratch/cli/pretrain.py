@@ -11,6 +11,8 @@ import json
 def register(subparsers) -> None:
     from gpt2_scratch.modeling import PRESETS
 
+    from . import text
+
     parser = subparsers.add_parser(
         "pretrain", help="pretrain a GPT-2 from scratch on raw text",
         description="Pretrain a ScratchGPT2 on text files, folders or a datasets dataset (default: the-verdict), "
@@ -60,7 +62,7 @@ def register(subparsers) -> None:
     training.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     sampling = parser.add_argument_group("sampling at each evaluation")
-    sampling.add_argument("--prompt", default="Every effort moves you")
+    sampling.add_argument("--prompt", default="Every effort moves you", type=text)
     sampling.add_argument("--max-new-tokens", type=int, default=25)
     sampling.add_argument("--top-k", type=int, default=25)
     sampling.add_argument("--temperature", type=float, default=1.4)

@@ -6,13 +6,16 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from . import text
+
     parser = subparsers.add_parser(
         "tokenize",
         help="print the GPT-2 token ids of a text, or decode ids back to text",
         description="Encode TEXT with the from-scratch byte-level BPE tokenizer and print its ids, space-separated. "
         "With --decode, TEXT is a list of ids and the decoded text is printed.",
     )
-    parser.add_argument("text", nargs="+", help="the text to encode (words are joined with spaces), or ids with --decode")
+    parser.add_argument("text", nargs="+", type=text,
+                        help="the text to encode (words are joined with spaces), or ids with --decode")
     parser.add_argument("--tokenizer", help="folder with encoder.json + vocab.bpe or vocab.json + merges.txt "
                         "(default: GPT-2's files, fetched with pinned sha256 and cached)")
     parser.add_argument("--allow-special", action="store_true",

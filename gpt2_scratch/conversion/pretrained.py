@@ -9,6 +9,7 @@ difference, as `load_model` does for the layouts it reads itself.
 from __future__ import annotations
 
 from .engine import problem_lines
+from .sources import check_readable
 
 
 class CheckpointMismatchError(ValueError):
@@ -33,6 +34,7 @@ def load_pretrained(model_class, name_or_path, *, may_be_new=(), may_be_dropped=
     may_be_new: the model's tensors the caller means to start afresh (a new classifier head), missing or mis-shaped.
     may_be_dropped: the checkpoint's tensors the caller means to leave out (a causal LM's head under a classifier).
     """
+    check_readable(name_or_path)  # a corrupt file fails here, in one error naming it, not deep in transformers
     # Mis-shaped tensors are let through here only to be listed with the rest below.
     model, info = model_class.from_pretrained(
         name_or_path, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs

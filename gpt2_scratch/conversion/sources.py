@@ -8,6 +8,7 @@ returns a `Checkpoint`: the tensors, plus whatever metadata the format keeps (a 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,34 +100,51 @@ def unwrap_state_dict(loaded: Mapping, origin: str) -> tuple[dict, dict]:
 def load_torch_pickle(path: Path) -> dict:
     """torch.load with weights_only=True: a pickle that wants to run code is refused, never executed."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as error:
-        if "mmap" not in str(error):  # old (non-zip) pickles cannot be memory-mapped: load them plainly
-            raise ValueError(f"cannot read {path} as a torch checkpoint: {error}") from None
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as inner:
-            raise unsafe_pickle_error(path, inner) from None
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # an old (non-zip) pickle cannot be mapped
     except pickle.UnpicklingError as error:
-        raise unsafe_pickle_error(path, error) from None
-    except (EOFError, OSError) as error:
-        raise ValueError(f"cannot read {path} as a torch checkpoint ({error}); it may be truncated.") from None
+        if "Weights only load failed" in str(error):
+            raise unsafe_pickle_error(path, error) from None
+        raise unreadable_pickle_error(path, error) from None
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError) as error:
+        raise unreadable_pickle_error(path, error) from None
+
+
+def unreadable_pickle_error(path: Path, error: Exception) -> ValueError:
+    if path.stat().st_size == 0:
+        what = "is empty"
+    elif isinstance(error, RuntimeError):  # torch's own reader says what it found: keep its first sentence
+        what = f"is truncated or corrupt ({first_line(error).split('. ')[0]})"
+    else:
+        what = "is truncated or corrupt"
+    return ValueError(f"{path} {what}: it cannot be read as a torch checkpoint; restore it from a good copy.")
 
 
 def unsafe_pickle_error(path: Path, error: Exception) -> ValueError:
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    # torch's message is general advice around one line that says what the pickle wanted: the last but one.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = lines[-2] if len(lines) > 2 else first_line(error)
     return ValueError(
         f"refusing to load {path}: it is a pickle that needs more than tensors and plain containers to load "
-        f"(torch.load(weights_only=True) said: {first_line}). Unpickling it could run arbitrary code. If you "
-        "trust the file, load it yourself with torch.load(weights_only=False), and pass the state dict."
+        f"({reason}). Unpickling it could run arbitrary code: use a copy from a source you trust (if you trust "
+        "this one, load it yourself with torch.load(weights_only=False) and pass what it holds)."
     )
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): repair it or restore it from a good copy.") from None
 
 
 # JSON files beside the weights that say what the tensors are: transformers' config, the course's config as this
@@ -176,6 +194,14 @@ def open_folder(folder: Path, origin: str) -> Checkpoint:
     raise FileNotFoundError(
         f"cannot tell which weights to read in {folder} (found {found}); pass the weights file itself."
     )
+
+
+def check_readable(folder: str | os.PathLike) -> None:
+    """Read a local checkpoint folder's config and weights as this package's readers do (headers, sizes, pickles
+    with weights_only), so that a corrupt file fails with one error naming it before another library reads the
+    folder. Anything else (a Hub repo id) is left to the library that reads it."""
+    if Path(folder).is_dir():
+        open_folder(Path(folder), str(folder))
 
 
 def sniff(path: Path) -> str:

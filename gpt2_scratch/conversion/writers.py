@@ -4,7 +4,6 @@ a short model card), built in a temporary folder beside the destination and rena
 from __future__ import annotations
 
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..staging import staged_folder
 from .engine import ExportItem, IncompleteCheckpointWarning
 from .hparams import describe
 from .layout import Layout
@@ -44,12 +44,7 @@ def write_checkpoint(
     `tokenizer_given`: `tokenizer_folder` was asked for, so it must hold a tokenizer; otherwise a checkpoint that
     ends up without one gets an IncompleteCheckpointWarning saying how to add it."""
     dst = Path(dst)
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise ValueError(f"{dst} already exists and is not an empty folder; choose a new destination.")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
-    work.chmod(0o755)  # mkdtemp makes it private; the finished checkpoint is an ordinary folder
-    try:
+    with staged_folder(dst) as work:
         copied = copy_tokenizer(tokenizer_folder, tokenizer_files or {}, work)  # first: a GGUF export embeds it
         if tokenizer_given and not copied:
             raise ValueError(
@@ -62,12 +57,6 @@ def write_checkpoint(
             WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
         (work / "README.md").write_text(card)
-        if dst.exists():
-            dst.rmdir()
-        work.rename(dst)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     if not copied and layout.container in TOKENIZER_CONTAINERS:
         warnings.warn(
             f"the source has no tokenizer, so {dst} holds none and AutoTokenizer.from_pretrained will fail on it: "

@@ -23,7 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..resources import cache_dir as resources_cache_dir
-from ..resources import atomic_file, sha256_of, write_atomically
+from ..resources import sha256_of, write_atomically
+from ..staging import staged_file
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".rst")
 BLOCK_CHARS = 1 << 20  # a file is tokenised in pieces of about this many characters
@@ -116,7 +117,8 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
     dtype = token_dtype(len(tokenizer))
 
     if not (meta_path.is_file() and tokens_path.is_file()):
-        with atomic_file(tokens_path) as out:
+        # A name of this writer's own, renamed into place: two runs tokenising the same new corpus do not collide.
+        with staged_file(tokens_path) as staging, open(staging, "wb") as out:
             count = write_tokens(documents(), tokenizer, out, dtype, show_progress)
             if count == 0:
                 raise ValueError(f"the corpus {description} is empty: it holds no text to train on.")

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safetensors import safe_open
+from ..conversion.safetensors_stream import SafetensorsFile
 
 CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")  # the training loop's periodic checkpoints
 KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
@@ -145,9 +145,8 @@ def count_parameters(directory: Path) -> int:
                                 "save_pretrained")
     total = 0
     for path in files:
-        with safe_open(path, framework="pt") as weights:
-            for key in weights.keys():
-                total += math.prod(weights.get_slice(key).get_shape())
+        weights = SafetensorsFile(path)  # reads and checks the header only
+        total += sum(math.prod(weights.shape(name)) for name in weights.names())
     return total
 
 

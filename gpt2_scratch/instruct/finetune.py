@@ -30,7 +30,7 @@ from ..evaluation.perplexity import loss_and_perplexity
 from ..hub_cards.card import DEFAULT_EVAL_DATASETS
 from ..hub_cards.records import dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
-from ..resources import write_atomically
+from ..staging import staged_folder
 from ..training import TrainConfig, make_loader, train
 from ..training.loop import make_accelerator
 from .collate import InstructionCollator
@@ -255,18 +255,19 @@ def respond(model, tokenizer, records: list[dict], template, config: InstructCon
 
 def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, train_config: TrainConfig,
                      metrics: dict) -> None:
-    """out_dir/model: a plain checkpoint with the records a model card is built from."""
-    target = out_dir / FINAL_MODEL_DIR
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    """out_dir/model: a plain checkpoint with the records a model card is built from (built under a temporary
+    name and renamed into place, replacing an earlier one)."""
     training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
                      **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
     dataset = dataset_reference(config.data) if config.data else DEFAULT_EVAL_DATASETS["instruction-tuned"]
     provenance = {"kind": "instruction-tuned", "base_model": config.model,
                   "method": "lora" if config.lora else "full fine-tuning",
                   "datasets": [dataset["name"]], "eval_dataset": dataset}
-    for name, payload in (("training_args.json", training_args), ("metrics.json", metrics),
-                          ("provenance.json", provenance)):
-        write_atomically(target / name, json.dumps(payload, indent=2, default=str) + "\n")
-    if (out_dir / "loss.png").is_file():
-        shutil.copyfile(out_dir / "loss.png", target / "loss.png")
+    with staged_folder(out_dir / FINAL_MODEL_DIR, replace=True) as target:
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+        for name, payload in (("training_args.json", training_args), ("metrics.json", metrics),
+                              ("provenance.json", provenance)):
+            (target / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        if (out_dir / "loss.png").is_file():
+            shutil.copyfile(out_dir / "loss.png", target / "loss.png")

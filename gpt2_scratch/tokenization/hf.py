@@ -8,13 +8,13 @@ alphabet (`ByteLevel`), a BPE model with ranked merges, and special tokens that 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from ..staging import temporary_folder
 from .bpe import ENDOFTEXT, BPETokenizer
 from .training import corpus_texts
 
@@ -84,9 +84,9 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | os.PathL
     half-written file: the files are written in a temporary folder inside it, then each renamed into place."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".saving-tokenizer-") as staging:
+    with temporary_folder(directory / "tokenizer") as staging:
         tokenizer.save_pretrained(staging)
-        for written in Path(staging).iterdir():
+        for written in staging.iterdir():
             os.replace(written, directory / written.name)
     return directory
 

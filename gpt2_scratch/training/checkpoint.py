@@ -17,13 +17,18 @@ import json
 import random
 import re
 import shutil
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import broadcast_object_list, gather_object
 
+from ..conversion.safetensors_stream import SafetensorsFile
+from ..conversion.sources import load_torch_pickle, read_json
 from ..resources import write_atomically
+from ..staging import staged_folder
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
@@ -55,19 +60,20 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def resolve_resume(resume: bool | str, out_dir: str | Path) -> Path | None:
-    """The checkpoint a run resumes from: None for a fresh run, the latest in out_dir for True, else the path given."""
+def resolve_resume(resume: bool | str, out_dir: str | Path) -> list[Path]:
+    """The checkpoints a run may resume from, in the order to try them: none for a fresh run, every checkpoint of
+    out_dir, newest first, for True (an unreadable one is skipped), else the path given."""
     if resume is False or resume is None:
-        return None
+        return []
     if resume is True or resume == "latest":
-        latest = latest_checkpoint(out_dir)
-        if latest is None:
+        found = checkpoints(out_dir)[::-1]
+        if not found:
             raise FileNotFoundError(f"resume was asked for, but {out_dir} holds no checkpoint-<step> folder yet.")
-        return latest
+        return found
     path = Path(resume)
     if not (path / "trainer_state.json").is_file():
         raise FileNotFoundError(f"{path} is not a training checkpoint (it has no trainer_state.json).")
-    return path
+    return [path]
 
 
 def save_checkpoint(accelerator, model, tokenizer, optimizer, progress: Progress, rng_state: dict, out_dir,
@@ -75,33 +81,26 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, progress: Progress
     """Write checkpoint-<step> atomically on every process's behalf and return its path. `rng_state` is this
     process's `rng_states()` at that step; `files` maps extra file names (training_args.json, metrics.json,
     README.md) to their text."""
-    out_dir = Path(out_dir)
-    final = out_dir / f"checkpoint-{progress.step}"
-    staging = out_dir / f".checkpoint-{progress.step}.tmp"
-    if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-
-    state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP; every process must call it
-    accelerator.unwrap_model(model).save_pretrained(
-        staging, state_dict=state_dict, is_main_process=accelerator.is_main_process, save_function=accelerator.save
-    )
-    sharded = accelerator.distributed_type.name == "FSDP"
-    if accelerator.is_main_process or sharded:
-        suffix = f"_{accelerator.process_index}" if sharded else ""
-        torch.save(optimizer.state_dict(), staging / f"optimizer{suffix}.pt")
-    torch.save(rng_state, staging / f"rng_state_{accelerator.process_index}.pt")
-    if accelerator.is_main_process:
-        tokenizer.save_pretrained(staging)
-        (staging / "trainer_state.json").write_text(json.dumps(asdict(progress), indent=2))
-        for name, text in files.items():
-            (staging / name).write_text(text)
-    accelerator.wait_for_everyone()
-
-    if accelerator.is_main_process:
-        shutil.rmtree(final, ignore_errors=True)  # a re-run of the same step replaces it
-        staging.rename(final)
+    final = Path(out_dir) / f"checkpoint-{progress.step}"
+    # The main process stages the folder (a re-run of the same step replaces it); every process writes into it.
+    with (staged_folder(final, replace=True) if accelerator.is_main_process else nullcontext()) as staging:
+        staging = broadcast_object_list([staging])[0]
+        state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP; every process must call it
+        accelerator.unwrap_model(model).save_pretrained(
+            staging, state_dict=state_dict, is_main_process=accelerator.is_main_process,
+            save_function=accelerator.save,
+        )
+        sharded = accelerator.distributed_type.name == "FSDP"
+        if accelerator.is_main_process or sharded:
+            suffix = f"_{accelerator.process_index}" if sharded else ""
+            torch.save(optimizer.state_dict(), staging / f"optimizer{suffix}.pt")
+        torch.save(rng_state, staging / f"rng_state_{accelerator.process_index}.pt")
+        if accelerator.is_main_process:
+            tokenizer.save_pretrained(staging)
+            (staging / "trainer_state.json").write_text(json.dumps(asdict(progress), indent=2))
+            for name, text in files.items():
+                (staging / name).write_text(text)
+        accelerator.wait_for_everyone()
     accelerator.wait_for_everyone()
     return final
 
@@ -136,33 +135,71 @@ def refuse_changed_settings(checkpoint: Path, training_args: dict) -> None:
         )
 
 
+class UnreadableCheckpointError(ValueError):
+    """A checkpoint file is missing, truncated or corrupt; an older checkpoint may still be intact."""
+
+
 def load_training_state(checkpoint: Path, accelerator, model, optimizer) -> tuple[Progress, dict]:
     """Restore weights and optimizer state from `checkpoint`; return its Progress and this process's RNG states (for
     `restore_rng_states`, which the loop calls at the right moment). The optimizer keeps this run's hyperparameters
-    (learning rate, weight decay, ...): only its moments and step counts come from the checkpoint."""
-    from safetensors.torch import load_file
-
-    weights = load_file(checkpoint / "model.safetensors", device="cpu")
+    (learning rate, weight decay, ...): only its moments and step counts come from the checkpoint. Every file is
+    read before anything is restored, so a checkpoint found unreadable (UnreadableCheckpointError, on every
+    process) changes nothing."""
+    weights, saved_optimizer, progress, rng = read_training_state(checkpoint, accelerator)
     unwrapped = accelerator.unwrap_model(model)
     missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
     tied = set(getattr(unwrapped, "_tied_weights_keys", None) or ())
     if unexpected or set(missing) - tied:  # a tied lm_head is not stored; anything else missing is an error
         raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
-    sharded = accelerator.distributed_type.name == "FSDP"
-    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if sharded else "optimizer.pt")
-    saved = torch.load(optimizer_file, map_location="cpu", weights_only=True)
-    for group, now in zip(saved["param_groups"], optimizer.state_dict()["param_groups"]):
+    for group, now in zip(saved_optimizer["param_groups"], optimizer.state_dict()["param_groups"]):
         group.update({key: value for key, value in now.items() if key != "params"})  # this run's lr, decay, ...
-    optimizer.load_state_dict(saved)
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    state.pop("scheduler", None)  # written by earlier versions; the schedule now follows the resumed run's settings
+    optimizer.load_state_dict(saved_optimizer)
+    return progress, rng
+
+
+def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, Progress, dict]:
+    """(weights, optimizer state, Progress, this process's RNG states) read from `checkpoint`'s files. When any
+    process finds one unreadable, every process raises UnreadableCheckpointError, so that all of them go on to the
+    same older checkpoint."""
     rng_file = checkpoint / f"rng_state_{accelerator.process_index}.pt"
     if not rng_file.is_file():
         raise FileNotFoundError(
             f"{rng_file} is missing: the checkpoint was written by fewer processes than now run. Resume with the "
             "same number of processes to continue exactly."
         )
-    return Progress(**state), torch.load(rng_file, weights_only=True)
+    sharded = accelerator.distributed_type.name == "FSDP"
+    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if sharded else "optimizer.pt")
+    problem = None
+    try:
+        weights_file = SafetensorsFile(existing(checkpoint / "model.safetensors"))
+        weights = {name: weights_file.read(name) for name in weights_file.names()}
+        optimizer_state = load_torch_pickle(existing(optimizer_file))
+        progress = read_trainer_state(existing(checkpoint / "trainer_state.json"))
+        rng = load_torch_pickle(rng_file)
+    except (ValueError, FileNotFoundError) as error:
+        problem = str(error)
+    problems = [found for found in gather_object([problem]) if found]  # every process's, in every process
+    if problems:
+        raise UnreadableCheckpointError(problems[0])
+    return weights, optimizer_state, progress, rng
+
+
+def existing(path: Path) -> Path:
+    """`path`, which must be a file: a checkpoint folder lacking one of its files is damaged."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing.")
+    return path
+
+
+def read_trainer_state(path: Path) -> Progress:
+    """trainer_state.json: the Progress. A "scheduler" entry, written by earlier versions, is ignored: the schedule
+    follows the resumed run's settings."""
+    state = read_json(path)
+    try:
+        state.pop("scheduler", None)
+        return Progress(**state)
+    except (AttributeError, TypeError):
+        raise ValueError(f"{path} does not hold a training state (step, epoch, tokens seen, ...).") from None
 
 
 def rng_states() -> dict:

@@ -31,8 +31,8 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int
 
     It decodes with gpt2_scratch.generation's lean loop over the model in the decoding layout."""
     model_dir = resolve_model_dir(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = decoding_layout(load_pretrained(AutoModelForCausalLM, model_dir).eval())
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     prompt_length = len(tokenizer(prompt)["input_ids"])
     room = model.config.n_positions - prompt_length
     if room < 1:

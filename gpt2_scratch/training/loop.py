@@ -13,6 +13,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,8 +23,10 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from ..staging import reporting_full_disk
 from .checkpoint import (
     Progress,
+    UnreadableCheckpointError,
     load_training_state,
     model_card,
     prune_checkpoints,
@@ -60,9 +63,10 @@ def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accel
     loss.png into `config.out_dir`; the returned dict also names the final checkpoint. An `accelerator` passed in
     stays usable afterwards (its process group is not destroyed), so the caller can go on with collective work.
     """
-    if accelerator is None:
-        return Trainer(model, tokenizer, train_loader, val_loader, config, make_accelerator(config)).run()
-    return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator=False).run()
+    with reporting_full_disk(Path(config.out_dir)):  # the metrics log, plots and checkpoints all go there
+        if accelerator is None:
+            return Trainer(model, tokenizer, train_loader, val_loader, config, make_accelerator(config)).run()
+        return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator=False).run()
 
 
 class Trainer:
@@ -294,13 +298,13 @@ class Trainer:
         self.interval.resume()
 
     def resume_if_asked(self):
-        checkpoint = resolve_resume(self.config.resume, self.out_dir)
-        if checkpoint is None:
+        candidates = resolve_resume(self.config.resume, self.out_dir)
+        if not candidates:
             if self.accelerator.is_main_process:
                 self.log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
             return
+        checkpoint, self.progress, rng = self.load_newest_intact(candidates)
         refuse_changed_settings(checkpoint, self.training_args())
-        self.progress, rng = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer)
         self.last_saved_step, self.last_good_checkpoint = self.progress.step, checkpoint
         if self.progress.batches_in_epoch >= len(self.train_loader):  # saved at the end of an epoch
             self.progress.epoch += 1
@@ -316,6 +320,28 @@ class Trainer:
             self.log_path.write_text("".join(json.dumps(row) + "\n" for row in kept))
             self.last_metrics = kept[-1] if kept else {}
         self.accelerator.wait_for_everyone()
+
+    def load_newest_intact(self, candidates: list[Path]) -> tuple[Path, Progress, dict]:
+        """Restore the first checkpoint of `candidates` whose files are intact, saying which ones it skipped; return
+        it with its Progress and this process's RNG states."""
+        skipped = []
+        for checkpoint in candidates:
+            try:
+                progress, rng = load_training_state(checkpoint, self.accelerator, self.model, self.optimizer)
+            except UnreadableCheckpointError as error:
+                skipped.append(error)
+                continue
+            if skipped and self.accelerator.is_main_process:
+                reasons = "; ".join(map(str, skipped))
+                print(f"resuming from {checkpoint}, the newest intact checkpoint; skipped: {reasons}", file=sys.stderr)
+            return checkpoint, progress, rng
+        if len(skipped) == 1:
+            raise UnreadableCheckpointError(f"cannot resume: {skipped[0]} Or start afresh, without resuming.")
+        reasons = "; ".join(map(str, skipped))
+        raise UnreadableCheckpointError(
+            f"cannot resume: no checkpoint in {self.out_dir} is intact ({reasons}). Restore one, or start afresh, "
+            "without resuming."
+        )
 
 
 class Interval:

@@ -14,6 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from ..staging import staged_file  # noqa: E402
+
 
 def read_metrics(log_path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
@@ -106,8 +108,9 @@ def _save(fig, out_path: str | Path) -> Path:
     """Save through a temporary name and rename, so a reader never sees half a PNG."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_path.with_name(f".{out_path.stem}.tmp.png")
-    fig.savefig(staging, dpi=110)
-    plt.close(fig)
-    staging.replace(out_path)
+    try:
+        with staged_file(out_path) as staging:
+            fig.savefig(staging, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out_path
