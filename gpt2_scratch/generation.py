@@ -102,9 +102,11 @@ def pick_next_token(
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
 
 
-def check_sampling(temperature: float, top_k: int | None) -> None:
-    """Refuse settings that cannot sample: a temperature that is negative, NaN or infinite (NaN would reach
-    torch.multinomial as NaN probabilities), a top_k that is not a positive integer."""
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    """Refuse settings that cannot sample: no new token, a temperature that is negative, NaN or infinite (NaN would
+    reach torch.multinomial as NaN probabilities), a top_k that is not a positive integer."""
+    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
     if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be 0 (greedy) or a positive finite number, got {temperature}.")
     if top_k is not None and (not isinstance(top_k, numbers.Integral) or top_k < 1):
@@ -114,9 +116,7 @@ def check_sampling(temperature: float, top_k: int | None) -> None:
 def check_generation_arguments(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: float, top_k):
     if input_ids.ndim != 2 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must be a (batch, time) tensor with at least one token, got shape {tuple(input_ids.shape)}.")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
-    check_sampling(temperature, top_k)
+    check_sampling(max_new_tokens, temperature, top_k)
     limit = getattr(model.config, "n_positions", None)
     total = input_ids.shape[1] + max_new_tokens
     if limit is not None and total > limit:

@@ -31,6 +31,7 @@ def checkpoint(tmp_path_factory, tokenizer_dir):
         ("--temperature", "inf", "temperature must be 0 (greedy) or a positive finite number, got inf."),
         ("--temperature", "-0.5", "temperature must be 0 (greedy) or a positive finite number, got -0.5."),
         ("--top-k", "-3", "top_k must be a positive integer (or none: all tokens), got -3."),
+        ("--max-new-tokens", "0", "max_new_tokens must be at least 1, got 0."),
     ],
 )
 def test_sampling_settings_that_cannot_sample_are_refused(checkpoint, tmp_path, capsys, option, value, message):

@@ -68,7 +68,6 @@ class TrainConfig:
     def __post_init__(self):
         positive = {"epochs": self.epochs, "grad_accum_steps": self.grad_accum_steps, "batch_size": self.batch_size}
         positive["keep_last"] = self.keep_last
-        positive["sample_max_new_tokens"] = self.sample_max_new_tokens
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
@@ -83,7 +82,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}.")
-        check_sampling(self.sample_temperature, self.sample_top_k or None)  # top_k 0 or None: all tokens
+        # sample_top_k 0 (or None) samples from all tokens.
+        check_sampling(self.sample_max_new_tokens, self.sample_temperature, self.sample_top_k or None)
 
     def to_dict(self) -> dict:
         return asdict(self)

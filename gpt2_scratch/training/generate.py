@@ -29,7 +29,7 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int
     text. With `stream=True` the prompt and then the continuation are also printed, piece by piece as they come.
 
     It decodes with gpt2_scratch.generation's lean loop over the model in the decoding layout."""
-    check_sampling(temperature, top_k or None)  # before the model is loaded and the prompt printed
+    check_sampling(max_new_tokens, temperature, top_k or None)  # before the model is loaded and the prompt printed
     model_dir = resolve_model_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = decoding_layout(AutoModelForCausalLM.from_pretrained(model_dir).eval())
