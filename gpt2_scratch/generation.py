@@ -24,6 +24,8 @@ lever is where and how the weights lie in memory, see `gpt2_scratch.speed.decodi
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -100,15 +102,21 @@ def pick_next_token(
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
 
 
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    """Refuse settings that cannot sample: no new token, a temperature that is negative, NaN or infinite (NaN would
+    reach torch.multinomial as NaN probabilities), a top_k that is not a positive integer."""
+    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be 0 (greedy) or a positive finite number, got {temperature}.")
+    if top_k is not None and (not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer (or none: all tokens), got {top_k}.")
+
+
 def check_generation_arguments(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: float, top_k):
     if input_ids.ndim != 2 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must be a (batch, time) tensor with at least one token, got shape {tuple(input_ids.shape)}.")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
-    if temperature < 0:
-        raise ValueError(f"temperature must be 0 (greedy) or positive, got {temperature}.")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be a positive integer or None, got {top_k}.")
+    check_sampling(max_new_tokens, temperature, top_k)
     limit = getattr(model.config, "n_positions", None)
     total = input_ids.shape[1] + max_new_tokens
     if limit is not None and total > limit:

@@ -126,20 +126,21 @@ def test_clear_errors_name_the_row(tmp_path):
     write_csv(data / "train.csv", [["good", "a"], ["fine", "b"], ["ok", "a"]])
     write_csv(data / "val.csv", [["good", "a"]])
     write_csv(data / "test.csv", [["good", "a"], ["what", "c"]])
-    with pytest.raises(ValueError, match=r"test.csv, row 2 .*unknown label 'c'.*\['a', 'b'\]"):
+    with pytest.raises(ValueError, match=r"test.csv, line 3: unknown label 'c'.*\['a', 'b'\]"):
         load_labelled_texts(data)
 
     write_csv(data / "test.csv", [["good", "a"], ["", "b"]])
-    with pytest.raises(ValueError, match=r"test.csv, row 2 .*text is ''"):
+    with pytest.raises(ValueError, match=r"test.csv, line 3: the text is ''"):
         load_labelled_texts(data)
 
     write_csv(data / "test.csv", [["good", "a"], ["fine", ""]])
-    with pytest.raises(ValueError, match=r"test.csv, row 2 .*label is missing"):
+    with pytest.raises(ValueError, match=r"test.csv, line 3: the label is missing"):
         load_labelled_texts(data)
 
-    one_table = write_csv(tmp_path / "one.csv", [[f"text {i}", "ab"[i % 2]] for i in range(20)])
-    with pytest.raises(ValueError, match=r"one.csv \(train part, shuffled\), row \d+ .*unknown label 'b'.*\['a'\]"):
-        load_labelled_texts(one_table, label_names=["a"])
+    (data / "test.csv").write_text("text,label\ngood,a\nfine, really,b\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"test.csv: .*line 3 has 3 cells where the header names 2 columns"):
+        load_labelled_texts(data)
+    write_csv(data / "test.csv", [["good", "a"]])
 
     with pytest.raises(ValueError, match=r"no label column 'category'; the columns are \['text', 'label'\]"):
         load_labelled_texts(data, label_column="category")
@@ -149,6 +150,43 @@ def test_clear_errors_name_the_row(tmp_path):
     (no_train / "notes.json").write_text(json.dumps([]))
     with pytest.raises(ValueError, match=r"no training file.*\['notes.json'\]"):
         load_labelled_texts(no_train)
+
+
+def numbered_table(suffix: str) -> tuple[str, int]:
+    """A table of 30 examples written by hand as a .csv, .tsv or .jsonl file (a text spanning two lines, a blank
+    line), with one unknown label, and the line of the file that holds it: the line a text editor shows."""
+    rows = [["first, with a comma", "a"], ["second\nspanning two lines", "b"], ["third", "a"], ["fourth", "z"]]
+    rows += [[f"text {i}", "ab"[i % 2]] for i in range(26)]
+    if suffix == ".jsonl":
+        lines = [json.dumps({"text": text, "label": label}) for text, label in rows]
+    else:
+        separator = "," if suffix == ".csv" else "\t"
+        quoted = [[f'"{cell}"' if separator in cell or "\n" in cell else cell for cell in row] for row in rows]
+        lines = [separator.join(["text", "label"])] + [separator.join(row) for row in quoted]
+    lines.insert(3, "")
+    content = "\n".join(lines) + "\n"
+    bad_row = json.dumps({"text": "fourth", "label": "z"}) if suffix == ".jsonl" else separator.join(["fourth", "z"])
+    return content, content.split("\n").index(bad_row) + 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_errors_name_the_line_of_the_file_not_the_row_of_the_shuffled_split(tmp_path, suffix):
+    content, line = numbered_table(suffix)
+    path = tmp_path / f"table{suffix}"
+    path.write_text(content, encoding="utf-8")
+    splits = load_labelled_texts(path, label_names=["a", "b", "z"])
+    assert "second\nspanning two lines" in [text for split in splits.values() for text in split["text"]]
+    with pytest.raises(ValueError, match=rf"table{suffix}, line {line}: unknown label 'z'"):
+        load_labelled_texts(path, label_names=["a", "b"])
+
+
+def test_errors_in_a_dataset_name_its_row_counted_from_1():
+    labels = ["a", "b"] * 10
+    labels[7] = "z"
+    dataset = datasets.Dataset.from_dict({"text": [f"text {i}" for i in range(20)], "label": labels})
+    expected = r"the given dataset \[train\], row 8 \(counting data rows from 1\): unknown label 'z'"
+    with pytest.raises(ValueError, match=expected):
+        load_labelled_texts(dataset, label_names=["a", "b"])
 
 
 def test_batches_are_padded_to_their_longest_text_and_truncated(tokenizer_dir):

@@ -75,6 +75,11 @@ def test_errors_are_printed_without_traceback(transformers_folder, tmp_path, cap
     assert "does not exist" in capsys.readouterr().err
     assert main(["convert", str(transformers_folder), str(transformers_folder)]) == 2
     assert "already exists" in capsys.readouterr().err
+    # GPT-2 computes GELU's tanh approximation, nanoGPT's model the exact GELU: refused before anything is written.
+    assert main(["convert", str(transformers_folder), str(tmp_path / "nanogpt"), "--to", "nanogpt"]) == 2
+    error = capsys.readouterr().err
+    assert "the 'nanogpt' layout is read by programs that compute the exact GELU" in error
+    assert len(error.splitlines()) == 1 and not (tmp_path / "nanogpt").exists()
 
 
 def test_a_source_without_a_tokenizer_is_named_at_conversion_and_tokenizer_adds_one(

@@ -25,6 +25,10 @@ TINY = TINY_GPT2
 EXPORTABLE = ["scratch", "transformers", "nanogpt", "book", "book-openai-compatible", "llmc", "gguf"]
 # llm.c's file header is the only place its vocabulary size is kept (wte is padded), so it has no bare state dict.
 STATE_DICT_LAYOUTS = [name for name in EXPORTABLE if name != "llmc"]
+# What each format's own program computes in the MLP, from its code: nanoGPT's model.py uses nn.GELU(), the exact
+# GELU; the course's GELU module, llm.c's gelu_forward and llama.cpp's ggml_gelu use GPT-2's tanh approximation.
+EXACT_GELU_LAYOUTS = ["nanogpt"]
+TANH_GELU_LAYOUTS = ["book", "book-openai-compatible", "llmc", "gguf"]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,24 @@ def gpt2():
 @pytest.fixture(scope="module")
 def ours(gpt2):
     return from_transformers_gpt2(gpt2)
+
+
+@pytest.fixture(scope="module")
+def gpt2_exact_gelu():
+    """transformers' GPT-2 computing the exact GELU, as nanoGPT does, with weights wide enough that the tanh
+    approximation would move its logits by 6e-4, far past the parity tolerance (with GPT-2's 0.02: 5e-6)."""
+    return random_gpt2(0, activation_function="gelu", initializer_range=0.2)
+
+
+@pytest.fixture(scope="module")
+def ours_exact_gelu(gpt2_exact_gelu):
+    return from_transformers_gpt2(gpt2_exact_gelu)
+
+
+@pytest.fixture(scope="module")
+def source_for(gpt2, ours, gpt2_exact_gelu, ours_exact_gelu):
+    """For a layout, transformers' GPT-2 computing the GELU that the layout's programs compute, and ours of it."""
+    return lambda layout: (gpt2_exact_gelu, ours_exact_gelu) if layout in EXACT_GELU_LAYOUTS else (gpt2, ours)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +81,8 @@ def test_every_exportable_layout_is_tested():
 
 
 @pytest.mark.parametrize("layout", STATE_DICT_LAYOUTS)
-def test_state_dict_round_trip_and_parity(ours, gpt2, tokens, layout):
+def test_state_dict_round_trip_and_parity(source_for, tokens, layout):
+    gpt2, ours = source_for(layout)
     theirs = export_state_dict(ours, layout)
     back = load_model(theirs, layout=layout, n_head=4)
     assert_bit_identical(back, ours)
@@ -67,13 +90,14 @@ def test_state_dict_round_trip_and_parity(ours, gpt2, tokens, layout):
 
 
 @pytest.mark.parametrize("layout", EXPORTABLE)
-def test_folder_round_trip_is_detected_and_bit_identical(ours, tmp_path, layout):
+def test_folder_round_trip_is_detected_and_bit_identical(source_for, tmp_path, layout):
+    _, ours = source_for(layout)
     folder = save_model(ours, tmp_path / layout, layout=layout)
     assert (folder / LAYOUTS[layout].weights_file).is_file()
     assert "Converted by" in (folder / "README.md").read_text()
     assert detect_layout(folder) == layout
     back = load_model(folder)  # the head count travels in the layout's own config or metadata
-    assert back.config.n_head == 4
+    assert back.config.n_head == 4 and back.config.activation_function == ours.config.activation_function
     assert_bit_identical(back, ours)
 
 
@@ -121,8 +145,8 @@ def test_book_training_checkpoint_with_untied_head(tmp_path, tokens):
     assert (logits(ours, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
 
 
-def test_nanogpt_compiled_checkpoint_with_mask_buffers(ours, gpt2, tokens, tmp_path):
-    theirs = export_state_dict(ours, "nanogpt")
+def test_nanogpt_compiled_checkpoint_with_mask_buffers(ours_exact_gelu, gpt2_exact_gelu, tokens, tmp_path):
+    theirs = export_state_dict(ours_exact_gelu, "nanogpt")
     compiled = {"_orig_mod." + name: tensor for name, tensor in theirs.items()}
     for i in range(TINY["n_layer"]):  # nanoGPT keeps this buffer when flash attention is unavailable
         compiled[f"_orig_mod.transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(32, 32)).view(1, 1, 32, 32)
@@ -141,14 +165,40 @@ def test_nanogpt_compiled_checkpoint_with_mask_buffers(ours, gpt2, tokens, tmp_p
     assert detect_layout(tmp_path) == "nanogpt"
     back = load_model(tmp_path)
     assert back.config.n_head == 4 and back.config.resid_pdrop == 0.0
-    assert (logits(back, tokens) - logits(gpt2, tokens)).abs().max() <= 1e-5
+    assert back.config.activation_function == "gelu"  # model_args does not say: nanoGPT's MLP is nn.GELU()
+    assert (logits(back, tokens) - logits(gpt2_exact_gelu, tokens)).abs().max() <= 1e-5
 
 
-def test_nanogpt_without_biases_is_refused(ours, tmp_path):
+def test_nanogpt_without_biases_is_refused(ours_exact_gelu, tmp_path):
     args = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, bias=False, vocab_size=300, dropout=0.0)
-    torch.save({"model": export_state_dict(ours, "nanogpt"), "model_args": args}, tmp_path / "ckpt.pt")
+    torch.save({"model": export_state_dict(ours_exact_gelu, "nanogpt"), "model_args": args}, tmp_path / "ckpt.pt")
     with pytest.raises(ValueError, match="bias=False"):
         load_model(tmp_path / "ckpt.pt")
+
+
+@pytest.mark.parametrize(
+    "layout, activation",
+    [("nanogpt", "gelu_new"), ("nanogpt", "gelu_pytorch_tanh")] + [(layout, "gelu") for layout in TANH_GELU_LAYOUTS],
+)
+def test_export_refuses_a_layout_whose_programs_compute_the_other_gelu(tmp_path, tokens, layout, activation):
+    model = from_transformers_gpt2(random_gpt2(0, activation_function=activation, initializer_range=0.2))
+    expected = rf"the '{layout}' layout is read by programs that compute .*activation_function='{activation}'"
+    with pytest.raises(ValueError, match=expected):
+        save_model(model, tmp_path / layout, layout=layout)
+    assert not (tmp_path / layout).exists()
+    with pytest.raises(ValueError, match=expected):
+        export_state_dict(model, layout)
+    for able in ("scratch", "transformers"):  # the layouts that record the activation take either
+        assert load_model(save_model(model, tmp_path / able, layout=able)).config.activation_function == activation
+
+
+@pytest.mark.parametrize("layout, activation", [("nanogpt", "gelu"), ("llmc", "gelu_new")])
+def test_an_untied_head_is_refused_by_layouts_whose_programs_tie_it(tmp_path, layout, activation):
+    untied = from_transformers_gpt2(random_gpt2(4, tie_word_embeddings=False, activation_function=activation))
+    assert untied.config.tie_word_embeddings is False
+    with pytest.raises(ValueError, match=f"the '{layout}' layout's LM head is always its token embedding"):
+        save_model(untied, tmp_path / layout, layout=layout)
+    assert not (tmp_path / layout).exists()
 
 
 def test_transformers_export_of_a_model_without_qkv_bias_writes_zeros(tokens):

@@ -201,7 +201,10 @@ def test_sampling_is_repeatable_and_top_k_1_is_greedy(pair):
         (dict(max_new_tokens=0), "max_new_tokens must be at least 1"),
         (dict(max_new_tokens=200), "more than the model's 128"),
         (dict(max_new_tokens=5, temperature=-1.0), "temperature must be 0"),
+        (dict(max_new_tokens=5, temperature=float("nan")), r"positive finite number, got nan"),
+        (dict(max_new_tokens=5, temperature=float("inf")), r"positive finite number, got inf"),
         (dict(max_new_tokens=5, top_k=0), "top_k must be a positive integer"),
+        (dict(max_new_tokens=5, top_k=2.5), "top_k must be a positive integer"),
     ],
 )
 def test_bad_generation_arguments_are_explained(pair, options, message):

@@ -43,3 +43,23 @@ def test_errors_are_reported_without_traceback(tmp_path, capsys):
     assert "error: training file" in capsys.readouterr().err
     assert main(["tokenize", "hi", "--tokenizer", str(tmp_path)]) == 2
     assert "holds no tokenizer files" in capsys.readouterr().err
+
+
+def test_train_tokenizer_refuses_an_empty_corpus_and_names_a_file_that_is_not_utf8(tmp_path, capsys):
+    empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
+    empty.write_text("", encoding="utf-8")
+    blank.write_text("\n  \n<|endoftext|>\n", encoding="utf-8")
+    for trainer in ([], ["--from-scratch"]):
+        output = tmp_path / f"out{len(trainer)}"
+        arguments = ["train-tokenizer", str(empty), str(blank), "-o", str(output), "--vocab-size", "300", *trainer]
+        assert main(arguments) == 2
+        error = capsys.readouterr().err
+        assert f"the training corpus ({empty}, {blank}) holds no text" in error and len(error.splitlines()) == 1
+        assert not output.exists()  # no 257-token tokenizer saved
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    for trainer in ([], ["--from-scratch"]):
+        assert main(["train-tokenizer", str(latin1), "-o", str(tmp_path / "out"), "--vocab-size", "300", *trainer]) == 2
+        error = capsys.readouterr().err
+        assert f"{latin1} is not UTF-8 text" in error and len(error.splitlines()) == 1

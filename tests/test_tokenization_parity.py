@@ -5,10 +5,13 @@ import csv
 import json
 
 import pytest
+import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiktoken_ext.openai_public import r50k_pat_str
 
 from gpt2_scratch.tokenization import ENDOFTEXT, BPETokenizer, gpt2_tokenizer
+from gpt2_scratch.tokenization.byte_level import BYTE_TO_UNICODE, pretokenize
 from gpt2_scratch.tokenization.reference import tiktoken_gpt2
 
 HARD_CASES = [
@@ -128,3 +131,78 @@ def test_any_unicode_round_trips_with_tiktokens_ids(ours, openai, hf, text):
     assert ids == openai.encode(text, disallowed_special=()) == hf.encode(text, split_special_tokens=True)
     assert ours.decode(ids) == text
     assert ours.encode(text, allowed_special="all") == openai.encode(text, allowed_special="all")
+
+
+# --- code points of every plane, including those newer than Python's Unicode tables -----------------------------------
+
+# CJK ideographs whose first byte GPT-2 merges with the last byte of the character before (b"\x88\xe8" is a token):
+# only after such a character does it show in the ids whether the two were one piece or two.
+CROSS_MERGE_FOLLOWERS = "\u813b\u58eb\u6975\u9192"
+
+
+def test_the_issues_case_is_cut_as_tiktoken_cuts_it(ours, openai):
+    text = "\U00018d88\u813b"  # a Tangut component of Unicode 17.0, then a CJK ideograph
+    assert pretokenize(text) == ["\U00018d88", "\u813b"]  # for tiktoken U+18D88 is not a letter (yet)
+    assert ours.encode(text) == openai.encode(text, disallowed_special=())
+
+
+@pytest.mark.parametrize("start", [0x18D80, 0x2EBF0, 0x31350, 0x3D000])
+def test_code_points_near_the_newest_blocks_get_tiktokens_ids(ours, openai, start):
+    texts = [chr(point) + after for point in range(start - 0x80, start + 0x80) for after in CROSS_MERGE_FOLLOWERS]
+    assert [ours.encode(text) for text in texts] == [openai.encode(text, disallowed_special=()) for text in texts]
+
+
+# A letter, a digit, another symbol, whitespace. The probe vocabulary merges every byte with a probe character that
+# follows it, and nothing else: such a merge happens only inside one pre-tokenised piece, so the ids show exactly where
+# the pieces end, whatever the characters are.
+PROBE_CHARACTERS = "a1!\t "
+PROBE_PAIRS = [bytes([byte, ord(probe)]) for probe in PROBE_CHARACTERS for byte in range(256)]
+
+
+@pytest.fixture(scope="module")
+def probe_ours():
+    vocab = {BYTE_TO_UNICODE[byte]: byte for byte in range(256)}
+    merges = [(BYTE_TO_UNICODE[pair[0]], BYTE_TO_UNICODE[pair[1]]) for pair in PROBE_PAIRS]
+    vocab.update({left + right: 256 + rank for rank, (left, right) in enumerate(merges)})
+    return BPETokenizer(vocab, merges, source="probe vocabulary")
+
+
+@pytest.fixture(scope="module")
+def probe_openai():
+    ranks = {bytes([byte]): byte for byte in range(256)} | {pair: 256 + rank for rank, pair in enumerate(PROBE_PAIRS)}
+    return tiktoken.Encoding("probe", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_any_code_point_of_any_plane_is_cut_as_tiktoken_cuts_it(ours, openai, probe_ours, probe_openai, random):
+    """Texts of 40 characters drawn uniformly from all code points (hypothesis' own integers favour small ones,
+    and so would rarely reach the newest blocks), each followed by a probe character or a cross-merge follower
+    so that its class shows in the ids."""
+    points = [random.randrange(0x110000) for _ in range(40)]
+    followers = PROBE_CHARACTERS + CROSS_MERGE_FOLLOWERS
+    text = "".join(chr(point) + random.choice(followers) for point in points if not 0xD800 <= point < 0xE000)
+    assert probe_ours.encode(text) == probe_openai.encode_ordinary(text)
+    assert ours.encode(text) == openai.encode_ordinary(text)
+
+
+@pytest.mark.slow
+def test_every_code_point_is_classed_as_tiktoken_classes_it(probe_openai):
+    """Each code point before a letter and before a digit: one piece for tiktoken (the probe pair merged) exactly
+    when one piece for us. 5-13 s."""
+    differing = set()
+    for probe in "a1":
+        for point in range(0x110000):
+            text = chr(point) + probe
+            if not 0xD800 <= point < 0xE000:
+                joined_by_tiktoken = len(probe_openai.encode_ordinary(text)) < len(text.encode())
+                if joined_by_tiktoken != (pretokenize(text) == [text]):
+                    differing.add(point)
+    ranges = []
+    for point in sorted(differing):
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1][1] = point
+        else:
+            ranges.append([point, point])
+    shown = [(hex(first), hex(last)) for first, last in ranges]
+    assert not ranges, f"byte_level.NEWER_THAN_UNICODE_16 needs updating; tiktoken classes otherwise: {shown}"

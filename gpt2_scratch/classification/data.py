@@ -18,6 +18,8 @@ label set, stored in the model config as id2label / label2id). Label names may b
 
 from __future__ import annotations
 
+import csv
+import json
 import numbers
 import os
 from dataclasses import dataclass
@@ -33,22 +35,36 @@ SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.1)  # train, validation; the test split gets the rest
 TABLE_READERS = {
     # Cells are read as written: no type guessing (a text "1" or "NA" stays a string, no dates appear).
-    ".csv": lambda path: pd.read_csv(path, dtype=str, keep_default_na=False),
-    ".tsv": lambda path: pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False),
-    ".json": lambda path: pd.read_json(path, dtype=False),
-    ".jsonl": lambda path: pd.read_json(path, lines=True, dtype=False),
-    ".parquet": pd.read_parquet,
+    ".csv": lambda path: read_delimited(path, ","),
+    ".tsv": lambda path: read_delimited(path, "\t"),
+    ".json": lambda path: numbered_from_1(pd.read_json(path, dtype=False)),
+    ".jsonl": lambda path: read_json_lines(path),
+    ".parquet": lambda path: numbered_from_1(pd.read_parquet(path)),
 }
+# Files whose rows are numbered by the line they start on (so an error names the line a text editor shows); the rows
+# of the others, and of datasets, are numbered from 1.
+LINE_NUMBERED_SUFFIXES = (".csv", ".tsv", ".jsonl")
 # Words that mark a split's file in a folder of split files, e.g. spam_val.csv or imdb-test.jsonl.
 SPLIT_FILE_WORDS = {"train": ("train",), "validation": ("val", "dev"), "test": ("test",)}
 
 
 @dataclass
 class Table:
-    """One split as read from its source, before checking: a DataFrame and where it came from (for error messages)."""
+    """One split as read from its source, before checking: a DataFrame and where it came from (for error messages).
+
+    The frame's index gives each row's place in the source, and stays with the row when a split is shuffled and cut:
+    a file line (`unit` "line") or a data row counted from 1 (`unit` "row").
+    """
 
     frame: pd.DataFrame
     origin: str
+    unit: str = "row"
+
+
+def where(table: Table, place) -> str:
+    """Where one row of `table` is in its source, for error messages: "data.csv, line 4"."""
+    counting = "" if table.unit == "line" else " (counting data rows from 1)"
+    return f"{table.origin}, {table.unit} {place}{counting}"
 
 
 def load_labelled_texts(
@@ -63,8 +79,8 @@ def load_labelled_texts(
 
     Column names are matched case-insensitively (the course's files have `Label` and `Text`). Without
     `label_names`, the label set is the sorted set of labels of the training split (or the dataset's ClassLabel
-    names). Raises ValueError naming the split and row of an empty text, a missing or unknown label, and the
-    available columns when a column is missing.
+    names). Raises ValueError naming the file and line (CSV, TSV, JSON lines) or the source and data row of an
+    empty text, a missing or unknown label, and the available columns when a column is missing.
     """
     tables, known_names = read_tables(source)
     label_names = list(label_names) if label_names is not None else known_names
@@ -97,7 +113,8 @@ def read_tables(source) -> tuple[dict[str, Table], list[str] | None]:
         return tables_from_datasets(source, "the given dataset")
     if isinstance(source, str) and source == "sms-spam":
         splits = sms_spam_splits()
-        return {split: Table(frame, f"sms-spam {split} split") for split, frame in splits.items()}, list(LABEL_IDS)
+        tables = {split: Table(numbered_from_1(frame), f"sms-spam {split} split") for split, frame in splits.items()}
+        return tables, list(LABEL_IDS)
     path = Path(source)
     if path.is_file():
         return {"train": read_table_file(path)}, None
@@ -116,7 +133,58 @@ def read_table_file(path: Path) -> Table:
         frame = reader(path)
     except (ValueError, pd.errors.ParserError) as error:
         raise ValueError(f"{path}: could not be read as a {path.suffix} table: {error}") from error
-    return Table(frame, str(path))
+    return Table(frame, str(path), "line" if path.suffix.lower() in LINE_NUMBERED_SUFFIXES else "row")
+
+
+def read_delimited(path: Path, delimiter: str) -> pd.DataFrame:
+    """A CSV/TSV file whose first line names the columns: every cell a string as written, each row indexed by the
+    line it starts on (a quoted cell may span lines). Blank lines are skipped."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        reader = csv.reader(file, delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise ValueError("the file is empty; its first line must name the columns")
+            if len(set(header)) < len(header):
+                raise ValueError(f"the header {header} names a column twice")
+            rows, lines, start = [], [], reader.line_num + 1
+            for row in reader:
+                if len(row) > 1 or (row and row[0].strip()):
+                    if len(row) != len(header):
+                        separator = "tab" if delimiter == "\t" else "comma"
+                        raise ValueError(
+                            f"line {start} has {len(row)} cells where the header names {len(header)} columns; "
+                            f"a cell holding a {separator} must be in double quotes"
+                        )
+                    rows.append(row)
+                    lines.append(start)
+                start = reader.line_num + 1
+        except csv.Error as error:
+            raise ValueError(f"line {reader.line_num}: {error}") from error
+    return pd.DataFrame(rows, columns=header, index=lines)
+
+
+def read_json_lines(path: Path) -> pd.DataFrame:
+    """One JSON object a line, each row indexed by its line. Blank lines are skipped."""
+    records, lines = [], []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number} is not JSON: {error}") from error
+            if not isinstance(record, dict):
+                raise ValueError(f"line {number} holds a {type(record).__name__}, not an object of named columns")
+            records.append(record)
+            lines.append(number)
+    return pd.DataFrame.from_records(records, index=lines)
+
+
+def numbered_from_1(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its rows indexed 1, 2, 3, ...: the data row numbers error messages give."""
+    return frame.set_axis(pd.RangeIndex(1, len(frame) + 1), axis=0)
 
 
 def read_split_files(folder: Path) -> dict[str, Table]:
@@ -151,7 +219,10 @@ def tables_from_datasets(loaded, origin: str) -> tuple[dict[str, Table], list[st
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     renamed = {"valid": "validation", "val": "validation", "dev": "validation"}
-    tables = {renamed.get(split, split): Table(ds.to_pandas(), f"{origin} [{split}]") for split, ds in loaded.items()}
+    tables = {
+        renamed.get(split, split): Table(numbered_from_1(ds.to_pandas()), f"{origin} [{split}]")
+        for split, ds in loaded.items()
+    }
     unknown = sorted(set(tables) - set(SPLIT_NAMES))
     if unknown or "train" not in tables:
         raise ValueError(f"{origin}: expected splits train (required), validation, test; found {sorted(loaded)}")
@@ -161,7 +232,10 @@ def tables_from_datasets(loaded, origin: str) -> tuple[dict[str, Table], list[st
 
 
 def fill_missing_splits(tables: dict[str, Table], seed: int, fractions: tuple[float, float]) -> dict[str, Table]:
-    """Cut the splits the source lacks out of its shuffled training split, in the proportions of `fractions`."""
+    """Cut the splits the source lacks out of its shuffled training split, in the proportions of `fractions`.
+
+    Each row keeps its index, its place in the source, so that an error names the row of the file, not of the part.
+    """
     missing = [split for split in SPLIT_NAMES if split not in tables]
     if not missing:
         return tables
@@ -170,13 +244,13 @@ def fill_missing_splits(tables: dict[str, Table], seed: int, fractions: tuple[fl
         raise ValueError(f"split fractions {fractions} must be positive and sum to less than 1 (test gets the rest)")
     train = tables["train"]
     order = np.random.RandomState(seed).permutation(len(train.frame))
-    shuffled = train.frame.iloc[order].reset_index(drop=True)
+    shuffled = train.frame.iloc[order]
     kept = ["train", *missing]
     total = sum(shares[split] for split in kept)
     result, start = dict(tables), 0
     for i, split in enumerate(kept):
         end = len(shuffled) if i == len(kept) - 1 else start + int(shares[split] / total * len(shuffled))
-        result[split] = Table(shuffled[start:end].reset_index(drop=True), f"{train.origin} ({split} part, shuffled)")
+        result[split] = Table(shuffled.iloc[start:end], train.origin, train.unit)
         if end == start:
             raise ValueError(f"{train.origin}: {len(shuffled)} rows are too few to cut a {split} split from")
         start = end
@@ -202,11 +276,11 @@ def find_columns(table: Table, text_column: str, label_column: str) -> tuple[str
 
 def checked_texts(table: Table, column: str) -> list[str]:
     texts = table.frame[column].tolist()
-    for row, text in enumerate(texts, start=1):
+    for place, text in zip(table.frame.index, texts):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(
-                f"{table.origin}, row {row} (counting data rows from 1): the text is {text!r}; every example needs a "
-                "non-empty text. Remove the row or fill it in."
+                f"{where(table, place)}: the text is {text!r}; every example needs a non-empty text. "
+                "Remove the row or fill it in."
             )
     return texts
 
@@ -234,16 +308,16 @@ def label_ids(table: Table, column: str, label_names: list[str]) -> list[int]:
     """Each row's label as an index into label_names: by name, or, for an integer label, as that index itself."""
     index_of = {name: i for i, name in enumerate(label_names)}
     ids = []
-    for row, value in enumerate(table.frame[column].tolist(), start=1):
+    for place, value in zip(table.frame.index, table.frame[column].tolist()):
         if is_missing(value):
-            raise ValueError(f"{table.origin}, row {row} (counting data rows from 1): the label is missing.")
+            raise ValueError(f"{where(table, place)}: the label is missing.")
         if str(value) in index_of:
             ids.append(index_of[str(value)])
         elif as_integer(value) is not None and 0 <= as_integer(value) < len(label_names):
             ids.append(as_integer(value))
         else:
             raise ValueError(
-                f"{table.origin}, row {row} (counting data rows from 1): unknown label {value!r}; the labels are "
+                f"{where(table, place)}: unknown label {value!r}; the labels are "
                 f"{label_names}. Fix the row, or name every label with label_names= (--labels a,b,c)."
             )
     return ids

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from .hparams import DEFAULT_HPARAMS, LM_HEAD, SCORE, TOKEN_EMBEDDING, describe, our_shapes
-from .layout import BoundRule, Layout
+from .layout import EXACT_GELU, BoundRule, Layout
+from .layouts import LAYOUTS
 from .sources import Checkpoint
 
 SHOWN_PER_KIND = 12  # an error lists this many names of each kind, then counts the rest
@@ -85,7 +86,8 @@ def infer_hparams(bound: BoundCheckpoint, overrides: dict | None = None) -> dict
     """Hyperparameters from the tensors' shapes, then the format's metadata, then the caller's overrides."""
     layout = bound.layout
     from_metadata = layout.hparams_from_metadata(bound.checkpoint.metadata)
-    hparams = {**DEFAULT_HPARAMS, **from_shapes(bound, {**DEFAULT_HPARAMS, **from_metadata}), **from_metadata}
+    defaults = {**DEFAULT_HPARAMS, "activation_function": layout.activations[0]}  # what the format's programs compute
+    hparams = {**defaults, **from_shapes(bound, {**defaults, **from_metadata}), **from_metadata}
     hparams.update(overrides or {})
     if "n_head" not in from_metadata and "n_head" not in (overrides or {}):
         hparams["n_head"] = guess_heads(hparams["n_embd"], layout)
@@ -241,13 +243,30 @@ def exported_rules(layout: Layout, hparams: dict) -> list[BoundRule]:
     """The rules an export of a model with these hyperparameters applies, in the format's order."""
     if not layout.can_export:
         raise ValueError(f"the {layout.name!r} layout can be read but not written.")
-    if layout.tied_head_only and not hparams["tie_word_embeddings"] and not hparams["num_labels"]:
-        raise ValueError(
-            f"the {layout.name!r} layout has no LM head of its own, so a model with an untied LM head cannot be "
-            "written in it without losing the head; choose another layout."
-        )
+    check_representable(layout, hparams)
     ours_present = our_shapes(hparams)
     return [r for r in layout.bind(hparams) if r.ours in ours_present or r.fallback is not None]
+
+
+def check_representable(layout: Layout, hparams: dict) -> None:
+    """Refuse to write a model in a layout whose programs would compute another model from it."""
+    if layout.tied_head_only and not hparams["tie_word_embeddings"] and not hparams["num_labels"]:
+        raise ValueError(
+            f"the {layout.name!r} layout's LM head is always its token embedding, so a model with an untied LM head "
+            "cannot be written in it without losing the head; choose another layout."
+        )
+    activation = hparams["activation_function"]
+    if activation not in layout.activations:
+        able = [other.name for other in LAYOUTS.values() if other.can_export and activation in other.activations]
+        raise ValueError(
+            f"the {layout.name!r} layout is read by programs that compute {gelu_name(layout.activations[0])}, and this "
+            f"model computes {gelu_name(activation)} (activation_function={activation!r}): written in it, it would "
+            f"give other outputs. Choose a layout that can hold it: {', '.join(able)}."
+        )
+
+
+def gelu_name(activation: str) -> str:
+    return "the exact GELU" if activation in EXACT_GELU else "GELU's tanh approximation"
 
 
 def export_plan(layout: Layout, hparams: dict) -> list[ExportItem]:

@@ -17,6 +17,12 @@ import torch
 from .hparams import LM_HEAD, SCORE, TOKEN_EMBEDDING, our_shapes, vocab_rows
 from .transforms import IDENTITY, Chain, Shape, Transform, VocabularyPadding
 
+# The MLP activations ScratchGPT2 computes, in transformers' names (config.activation_function): GELU's tanh
+# approximation, GPT-2's (two names, one function), and the exact GELU (erf), nanoGPT's nn.GELU().
+TANH_GELU = ("gelu_new", "gelu_pytorch_tanh")
+EXACT_GELU = ("gelu",)
+ANY_GELU = TANH_GELU + EXACT_GELU
+
 
 class Fallback:
     """How to produce their tensors for a rule when we hold no tensor of ours for it."""
@@ -109,7 +115,12 @@ class Layout:
     normalize_name: Callable[[str], str] = str  # their name as the rules write it, e.g. without an optional prefix
     block_major: bool = True  # False: all blocks' ln_1 weights, then all ln_1 biases, ... (llm.c's order)
     can_export: bool = True
-    tied_head_only: bool = False  # the format has no LM head of its own
+    # The format's LM head is always its token embedding: it stores none of its own, or its programs tie the one
+    # it stores (nanoGPT). An untied head cannot be written in it.
+    tied_head_only: bool = False
+    # The activations the format's programs compute, the first being the one an import takes when the format
+    # records none; a model with another one cannot be written in it.
+    activations: tuple[str, ...] = TANH_GELU
     # The rules of a classifier head for `num_labels` classes, replacing the LM head's rule and any rule with the
     # same `ours`; None where the format has no classifier head.
     classifier_head: Callable[[int], list[Rule]] | None = None

@@ -73,11 +73,35 @@ def train_bpe(
 
 def corpus_texts(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike], special_tokens: Sequence[str]) -> Iterator[str]:
     """The training corpus as texts. `texts_or_files` is a text, a file path, or an iterable mixing both: `str`
-    items are texts, path objects (`pathlib.Path`) UTF-8 files, read line by line. Special-token text is cut
-    out, so no merge is ever learned from it."""
+    items are texts, path objects (`pathlib.Path`) UTF-8 files, read in pieces cut where tokenisation is unaffected.
+    Special-token text is cut out, so no merge is ever learned from it.
+
+    Raises ValueError, once every text is read, when the corpus holds nothing but whitespace and special tokens:
+    a tokenizer learned from it would know the 256 bytes and nothing else.
+    """
     special = special_token_pattern(special_tokens) if special_tokens else None
+    holds_text = False
     for text in _read_corpus(texts_or_files):
-        yield from special.split(text)[::2] if special else [text]
+        for part in special.split(text)[::2] if special else [text]:
+            holds_text = holds_text or not (part.isspace() or part == "")
+            yield part
+    if not holds_text:
+        raise ValueError(
+            f"{describe_corpus(texts_or_files)} holds no text (nothing but whitespace"
+            f"{' and special tokens' if special else ''}), so there is nothing to learn merges from. "
+            "Train on files that hold text."
+        )
+
+
+def describe_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> str:
+    """The training corpus as an error message names it: its files, and how many texts."""
+    items = [texts_or_files] if isinstance(texts_or_files, (str, os.PathLike)) else texts_or_files
+    if not isinstance(items, Sequence):  # an iterator, already read
+        return "the training corpus"
+    files = [str(item) for item in items if isinstance(item, os.PathLike)]
+    texts = len(items) - len(files)
+    named = [*files, *([f"{texts} text{'s' if texts > 1 else ''}"] if texts else [])]
+    return f"the training corpus ({', '.join(named) or 'empty'})"
 
 
 def _read_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
@@ -89,8 +113,9 @@ def _read_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]
             path = Path(item)
             if not path.is_file():
                 raise FileNotFoundError(f"training file {path} does not exist.")
-            with path.open(encoding="utf-8") as lines:
-                yield from lines
+            from ..data.corpus import read_pieces  # here: gpt2_scratch.data imports torch and the training loop
+
+            yield from read_pieces(path)
         else:
             raise TypeError(f"training input must be str texts or pathlib.Path files, got {type(item).__name__}.")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..generation import check_sampling
+
 
 @dataclass
 class TrainConfig:
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}.")
+        # sample_top_k 0 (or None) samples from all tokens.
+        check_sampling(self.sample_max_new_tokens, self.sample_temperature, self.sample_top_k or None)
 
     def to_dict(self) -> dict:
         return asdict(self)

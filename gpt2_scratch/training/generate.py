@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..conversion.pretrained import load_pretrained
-from ..generation import stream_generate
+from ..generation import check_sampling, stream_generate
 from ..speed import decoding_layout
 from .checkpoint import latest_checkpoint
 
@@ -30,6 +30,7 @@ def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int
     text. With `stream=True` the prompt and then the continuation are also printed, piece by piece as they come.
 
     It decodes with gpt2_scratch.generation's lean loop over the model in the decoding layout."""
+    check_sampling(max_new_tokens, temperature, top_k or None)  # before the model is loaded and the prompt printed
     model_dir = resolve_model_dir(model_dir)
     model = decoding_layout(load_pretrained(AutoModelForCausalLM, model_dir).eval())
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..hparams import gpt2_config, to_config
-from ..layout import ZEROS, CopyOf, Layout, rule
+from ..layout import ANY_GELU, EXACT_GELU, ZEROS, CopyOf, Layout, rule
 from ..transforms import IDENTITY, TRANSPOSE
 
 LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
@@ -138,6 +138,7 @@ TRANSFORMERS = TransformersLayout(
     ignored=(r"transformer\.h\.\d+\.attn\.(bias|masked_bias)",),  # causal-mask buffers of older versions
     normalize_name=with_transformer_prefix,
     classifier_head=score_head,
+    activations=ANY_GELU,  # config.json's activation_function
 )
 
 SCRATCH = ScratchLayout(
@@ -146,6 +147,7 @@ SCRATCH = ScratchLayout(
     gpt2_named_rules(IDENTITY),
     classifier_head=score_head,
     keeps_vocab_padding=True,
+    activations=ANY_GELU,
 )
 
 
@@ -206,6 +208,8 @@ NANOGPT = NanoGPTLayout(
     gpt2_named_rules(IDENTITY, qkv_bias_fallback=ZEROS, head_fallback=CopyOf("transformer.wte.weight")),
     ignored=(r"transformer\.h\.\d+\.attn\.bias",),  # the causal mask nanoGPT keeps when flash attention is off
     normalize_name=without_compile_prefix,
+    tied_head_only=True,  # model.py: self.transformer.wte.weight = self.lm_head.weight
+    activations=EXACT_GELU,  # model.py's MLP: self.gelu = nn.GELU()
     container="torch",
     weights_file="ckpt.pt",
 )

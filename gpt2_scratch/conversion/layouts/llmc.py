@@ -145,8 +145,8 @@ def write_llmc(folder, layout, hparams, plan, tensors, dtype, max_shard_bytes):
     version = {dtype: version for version, dtype in VERSION_DTYPES.items()}.get(dtype)
     if version is None:
         raise ValueError(f"llm.c stores float32 or bfloat16, not {dtype}; pass dtype float32 or bfloat16.")
-    if hparams["n_inner"] not in (None, 4 * hparams["n_embd"]) or hparams["activation_function"] == "gelu":
-        raise ValueError("llm.c's model has an MLP of width 4 * n_embd and GPT-2's tanh GELU; this model differs.")
+    if hparams["n_inner"] not in (None, 4 * hparams["n_embd"]):
+        raise ValueError(f"llm.c's model has an MLP of width 4 * n_embd; this model's is n_inner={hparams['n_inner']}.")
     padded = math.ceil(hparams["vocab_size"] / VOCAB_MULTIPLE) * VOCAB_MULTIPLE
     header = np.zeros(HEADER_INTS, dtype="<i4")
     header[:8] = [
