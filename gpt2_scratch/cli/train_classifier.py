@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         name: getattr(args, name)
         for name in (
-            "freeze", "epochs", "max_steps", "learning_rate", "weight_decay", "batch_size", "eval_batch_size", "lr_scheduler",
-            "max_length", "dropout", "seed", "text_column", "label_column", "label_names", "tokenizer", "lora_rank",
-            "lora_alpha",
+            "freeze", "epochs", "max_steps", "learning_rate", "weight_decay", "batch_size", "eval_batch_size",
+            "lr_scheduler", "max_length", "dropout", "seed", "text_column", "label_column", "label_names", "tokenizer",
+            "lora_rank", "lora_alpha",
         )
     }
     result = train_classifier(
