@@ -122,13 +122,16 @@ def _hub_errors(api: HfApi, repo_id: str, checkpoint_dir):
 
 @contextlib.contextmanager
 def _hub_progress_bars(shown: bool):
-    """huggingface_hub's upload bars (Xet and LFS transfers) on or off for the commit, as they were afterwards."""
+    """huggingface_hub's upload bars (Xet and LFS transfers) hidden for the commit unless `shown`, as they were
+    afterwards. Shown ones are left to huggingface_hub, so that HF_HUB_DISABLE_PROGRESS_BARS=1 still hides them."""
     were_disabled = are_progress_bars_disabled()
-    (enable_progress_bars if shown else disable_progress_bars)()
+    if not shown:
+        disable_progress_bars()
     try:
         yield
     finally:
-        (disable_progress_bars if were_disabled else enable_progress_bars)()
+        if not were_disabled:
+            enable_progress_bars()
 
 
 def _check_write_access(api: HfApi, repo_id: str) -> None:
