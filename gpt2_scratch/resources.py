@@ -5,7 +5,8 @@ Each resource has a public source and a pinned sha256. `fetch(name)` returns a l
 2. a copy in a folder named by the `GPT2_SCRATCH_DATA_DIR` environment variable (tests point it at
    `../shared/data`), used only when its hash matches;
 3. the download cache (`$GPT2_SCRATCH_CACHE`, default `~/.cache/gpt2_scratch`);
-4. a fresh download, verified, then renamed into the cache so a half-written file is never seen.
+4. a fresh download, verified, then renamed into the cache so a half-written file is never seen; in offline mode
+   (HF_HUB_OFFLINE=1, as for the Hub) nothing is downloaded and the error says which file to put where.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from huggingface_hub import is_offline_mode
 
 from .staging import staged_file
 
@@ -109,6 +112,12 @@ def fetch(name: str, path: str | os.PathLike | None = None, verify: bool = False
     cached = cache_dir() / resource.relative_path
     if cached.is_file() and sha256_of(cached) == resource.sha256:
         return cached
+    if is_offline_mode():
+        source = f"{resource.archive_member} from {resource.url}" if resource.archive_member else resource.url
+        raise ResourceError(
+            f"{name} is not cached and HF_HUB_OFFLINE=1 forbids downloading it: put {source} at {cached} (or "
+            f"{resource.relative_path} in a folder named by GPT2_SCRATCH_DATA_DIR), or unset HF_HUB_OFFLINE."
+        )
     return _download(resource, cached)
 
 

@@ -4,6 +4,7 @@ Tests start it on 127.0.0.1 (ephemeral port) and point `HF_ENDPOINT` at it, so t
 `from_pretrained("user/repo")` run their real network code. It keeps repositories in memory as git-like commits
 (a tree of path -> bytes per commit, branches and pull-request refs pointing at commits) and answers:
 
+- GET  /api/whoami-v2                                 whoami: the token's user, its organizations and role
 - POST /api/repos/create                              create_repo (409 when it exists, as the Hub does)
 - POST /api/validate-yaml                             the README metadata check create_commit makes first
 - POST /api/models/{repo}/preupload/{rev}             upload modes: always "regular" (content inline in the commit)
@@ -72,8 +73,9 @@ class HubError(Exception):
 class HubServer:
     """The in-memory Hub. Use as a context manager: `with HubServer(token="...") as hub: hub.url`."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str, user: str = "user", orgs: tuple[str, ...] = (), role: str = "write"):
         self.token = token
+        self.user, self.orgs, self.role = user, orgs, role  # whom the token belongs to, and what it may do
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for tests to inspect
         self.lock = threading.Lock()
@@ -98,6 +100,8 @@ class HubServer:
 
     def route(self, method: str, path: str, query: dict, headers, body: bytes):
         authorized = headers.get("authorization") == f"Bearer {self.token}"
+        if method == "GET" and path == "/api/whoami-v2":
+            return self.whoami(authorized)
         if method == "POST" and path == "/api/repos/create":
             return self.create_repo(json.loads(body), authorized)
         if method == "POST" and path == "/api/validate-yaml":
@@ -120,6 +124,12 @@ class HubServer:
         if m := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
             return self.resolve_file(m[1], unquote(m[2]), unquote(m[3]), authorized, with_body=method == "GET")
         raise HubError(404, f"this test Hub does not serve {method} {path}")
+
+    def whoami(self, authorized: bool):
+        if not authorized:
+            raise HubError(401, "Invalid credentials in Authorization header")
+        orgs = [{"type": "org", "name": name} for name in self.orgs]
+        return 200, {}, {"type": "user", "name": self.user, "orgs": orgs, "auth": {"accessToken": {"role": self.role}}}
 
     def create_repo(self, payload: dict, authorized: bool):
         if not authorized:

@@ -124,3 +124,18 @@ def test_command_line_with_three_grievance_categories(random_base, tmp_path, cap
     assert cli([*arguments, "--overwrite", "--labels", "billing,delivery"]) == 2
     assert "unknown label 'account'" in capsys.readouterr().err
     assert (out / "model.safetensors").is_file()  # the failed runs left the earlier classifier untouched
+
+
+def test_command_line_max_steps_stops_training_there(random_base, tmp_path, capsys):
+    data, out = grievances_csv(tmp_path / "grievances.csv"), tmp_path / "short-run"
+    assert cli([
+        "train-classifier", "--base", str(random_base), "--data", str(data), "--out", str(out),
+        "--text-column", "complaint", "--label-column", "category", "--epochs", "4", "--batch-size", "8",
+        "--max-steps", "3", "--max-length", str(MAX_LENGTH), "--no-progress",
+    ]) == 0
+    steps = [row["step"] for row in json.loads((out / "history.json").read_text()) if "loss" in row]
+    assert steps and max(steps) == 3  # 4 epochs of 84 texts in batches of 8 would be 44 steps
+    assert json.loads((out / "training_args.json").read_text())["max_steps"] == 3
+    assert cli(["train-classifier", "--base", str(random_base), "--data", str(data), "--out", str(tmp_path / "x"),
+                "--text-column", "complaint", "--label-column", "category", "--max-steps", "0"]) == 2
+    assert "max_steps must be at least 1" in capsys.readouterr().err

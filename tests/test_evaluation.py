@@ -271,3 +271,22 @@ def test_evaluate_commands_judge_mmlu_and_loss(tmp_path, tokenizer, tiny_model, 
         count += len(ids) - 1
     assert reported["loss"] == pytest.approx(total / count, rel=1e-5)
     assert reported["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-5)
+
+
+def test_evaluate_loss_refuses_a_context_longer_than_the_model_has(tmp_path, tokenizer, tiny_model, capsys):
+    from gpt2_scratch.cli import main
+
+    checkpoint = tmp_path / "model"
+    tiny_model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    text = tmp_path / "text.txt"
+    text.write_text("Every effort moves you forward. " * 60)
+    positions = tiny_model.config.n_positions
+    command = ["evaluate", "loss", "--model", str(checkpoint), "--text", str(text)]
+    capsys.readouterr()
+    assert main([*command, "--context-length", str(positions + 1)]) == 2
+    error = capsys.readouterr().err
+    assert f"--context-length {positions + 1} is longer than the {positions} positions" in error
+    assert f"pass --context-length {positions} or less" in error and len(error.strip().splitlines()) == 1
+    assert main(command) == 0  # the default window fits the model
+    assert json.loads(capsys.readouterr().out)["context_length"] == min(256, positions)

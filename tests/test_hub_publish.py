@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,13 @@ import huggingface_hub
 import pytest
 import torch
 from huggingface_hub import constants
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 import gpt2_scratch
 from gpt2_scratch.cli import main as cli_main
+from gpt2_scratch.conversion.pretrained import CheckpointMismatchError
+from gpt2_scratch.hub_cards.publish import stage
 from gpt2_scratch.tokenization.reference import tiktoken_gpt2
 
 from hub_server import HubServer
@@ -218,6 +221,58 @@ def test_refused_push_is_a_clear_error_and_changes_nothing(hub, checkpoint, caps
         exit_code = cli_main(["push", str(checkpoint), "user/refused-repo"])
     message = capsys.readouterr().err
     assert exit_code == 2
-    assert "push to" in message and "401" in message and "Nothing was changed locally" in message
+    assert "push to" in message and "Invalid user token" in message and "HF_TOKEN" in message
+    assert "Nothing was changed locally" in message
     assert "user/refused-repo" not in hub.repos
     assert digest(checkpoint) == before
+
+
+def test_a_refused_token_is_found_before_the_checkpoint_is_read(hub, checkpoint, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"\x10" + bytes(7) + b"{}")  # not safetensors: reading it would fail
+    requests_before = len(hub.requests)
+    with online(hub) as patch:
+        patch.setenv("HF_TOKEN", "hf_revoked_token")
+        assert cli_main(["push", str(broken), "user/refused-repo", "--no-progress"]) == 2
+    assert "Invalid user token" in capsys.readouterr().err  # the token, not the weights, is what is reported
+    assert hub.requests[requests_before:] == [("GET", "/api/whoami-v2")]
+
+
+@pytest.mark.parametrize("hub_user, role, repo_id, expected", [
+    ("user", "read", "user/read-only", "can only read"),
+    ("user", "write", "someone-else/repo", "belongs to user, who cannot write to someone-else/"),
+])
+def test_a_token_that_cannot_write_there_is_refused_before_staging(checkpoint, capsys, hub_user, role, repo_id,
+                                                                   expected):
+    with HubServer(token=TOKEN, user=hub_user, orgs=("team",), role=role) as other_hub, online(other_hub):
+        assert cli_main(["push", str(checkpoint), repo_id, "--no-progress"]) == 2
+        assert other_hub.requests == [("GET", "/api/whoami-v2")] and not other_hub.repos
+    assert expected in capsys.readouterr().err
+
+
+def test_the_weights_are_copied_as_they_are_and_still_checked(checkpoint, tmp_path):
+    own = tmp_path / "own"
+    shutil.copytree(checkpoint, own)
+    weights = load_file(own / "model.safetensors")
+    # Metadata that loading and saving the model again would drop: the staged file must be the checkpoint's own.
+    save_file(weights, own / "model.safetensors", metadata={"format": "pt", "producer": "a test"})
+    staged = stage(own, tmp_path / "staging", progress=False)
+    assert (tmp_path / "staging" / "model.safetensors") in staged
+    assert digest(tmp_path / "staging")["model.safetensors"] == digest(own)["model.safetensors"]
+    del weights["transformer.ln_f.bias"]
+    save_file(weights, own / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointMismatchError, match=r"missing \(1\): transformer.ln_f.bias \[64\]"):
+        stage(own, tmp_path / "staging-2", progress=False)
+
+
+def test_push_shows_its_progress_unless_told_not_to(hub, checkpoint, capsys):
+    with online(hub):
+        assert cli_main(["push", str(checkpoint), "user/progress"]) == 0
+        shown = capsys.readouterr().err
+        assert cli_main(["push", str(checkpoint), "user/progress", "--no-progress"]) == 0
+        hidden = capsys.readouterr().err
+    assert "staging weights" in shown and f"to {hub.url}/user/progress" in shown
+    assert re.search(r"uploading \d+ files \([\d.,]+ MB\)", shown)
+    assert hidden == ""
+    assert not huggingface_hub.utils.are_progress_bars_disabled()  # as it was before the push

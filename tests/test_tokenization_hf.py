@@ -1,11 +1,14 @@
 """GPT-2's tokenizer on the Hugging Face side: built from the files, padding policies, saved and loaded offline."""
 
 import json
+import shutil
+import urllib.request
 
+import huggingface_hub
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from gpt2_scratch.resources import RESOURCES, sha256_of
+from gpt2_scratch.resources import RESOURCES, ResourceError, sha256_of
 from gpt2_scratch.tokenization import BPETokenizer, find_vocab_files, gpt2_tokenizer, to_hf_tokenizer
 from gpt2_scratch.tokenization.reference import tiktoken_gpt2
 
@@ -72,6 +75,36 @@ def test_without_a_path_the_pinned_files_are_fetched(monkeypatch, tmp_path, verd
     assert sha256_of(vocab_path) == RESOURCES["gpt2-encoder.json"].sha256
     assert sha256_of(merges_path) == RESOURCES["gpt2-vocab.bpe"].sha256
     assert gpt2_tokenizer().encode(verdict) == verdict_ids
+
+
+@pytest.fixture
+def offline_without_data_dir(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 (conftest.py), no data folder, an empty download cache, and a network that fails the test."""
+    assert huggingface_hub.is_offline_mode()
+    monkeypatch.delenv("GPT2_SCRATCH_DATA_DIR")
+    monkeypatch.setenv("GPT2_SCRATCH_CACHE", str(tmp_path / "cache"))
+    attempts = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, *args, **kwargs: attempts.append(url) or 1 / 0)
+    return {"cache": tmp_path / "cache", "attempts": attempts}
+
+
+def test_offline_gpt2_tokenizer_reads_the_cache(offline_without_data_dir, tokenizer_dir, verdict, verdict_ids):
+    (offline_without_data_dir["cache"] / "gpt2-tokenizer").mkdir(parents=True)
+    for name in ("encoder.json", "vocab.bpe"):
+        shutil.copy(tokenizer_dir / name, offline_without_data_dir["cache"] / "gpt2-tokenizer" / name)
+    assert gpt2_tokenizer().encode(verdict) == verdict_ids
+    assert offline_without_data_dir["attempts"] == []
+
+
+def test_offline_gpt2_tokenizer_without_the_files_says_which_file_to_put_where(offline_without_data_dir):
+    with pytest.raises(ResourceError) as raised:
+        gpt2_tokenizer()
+    assert offline_without_data_dir["attempts"] == []  # no network attempt
+    message = str(raised.value)
+    assert "\n" not in message and "HF_HUB_OFFLINE=1" in message
+    expected = offline_without_data_dir["cache"] / "gpt2-tokenizer" / "encoder.json"
+    assert f"put {RESOURCES['gpt2-encoder.json'].url} at {expected}" in message
+    assert raised.value.__cause__ is None and raised.value.__context__ is None  # a short traceback, no chained one
 
 
 def test_user_special_tokens_carry_over_to_hugging_face(tokenizer_dir, tmp_path):

@@ -67,6 +67,7 @@ class FineTuningSettings:
     data: str
     freeze: str = "all-but-last-block"
     epochs: float = 5.0
+    max_steps: int | None = None  # optimizer steps; when set, training stops there whatever `epochs` says
     learning_rate: float = 5e-5
     weight_decay: float = 0.1
     batch_size: int = 8
@@ -87,6 +88,8 @@ class FineTuningSettings:
         for name in ("epochs", "learning_rate", "batch_size", "eval_batch_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
@@ -191,6 +194,7 @@ def make_trainer(model, tokenizer, encoded, labels, settings: FineTuningSettings
     arguments = TrainingArguments(
         output_dir=str(workdir),
         num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,  # -1: as many steps as the epochs take
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
         learning_rate=settings.learning_rate,

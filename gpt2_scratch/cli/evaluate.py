@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+DEFAULT_TEXT_WINDOW = 256  # tokens per window of `evaluate loss --text`, unless the model has fewer positions
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -48,7 +50,8 @@ def register(subparsers) -> None:
     loss.add_argument("--split-name", choices=["train", "validation", "test", "all"], default="validation",
                       help="which part of the instruction data (course split; default: %(default)s)")
     loss.add_argument("--template", default="alpaca")
-    loss.add_argument("--context-length", type=int, default=256, help="window length for --text")
+    loss.add_argument("--context-length", type=int, help=f"window length for --text (default: {DEFAULT_TEXT_WINDOW}, "
+                      "or the model's n_positions when shorter; a longer one than n_positions is refused)")
     loss.add_argument("--batch-size", type=int, default=8)
     loss.add_argument("--output", help="save the result as JSON")
     loss.set_defaults(func=run_loss)
@@ -123,7 +126,12 @@ def text_windows(args, tokenizer, context: int):
 
     from ..data.windows import TokenWindows
 
-    length = min(args.context_length, context)
+    if args.context_length is not None and args.context_length > context:
+        raise ValueError(
+            f"--context-length {args.context_length} is longer than the {context} positions of {args.model} "
+            f"(n_positions in its config.json): pass --context-length {context} or less"
+        )
+    length = args.context_length or min(DEFAULT_TEXT_WINDOW, context)
     tokens = np.array(tokenizer.encode(Path(args.text).read_text(encoding="utf-8")), dtype=np.int64)
     dataset = TokenWindows(tokens, length)
     return dataset, None, {"data": args.text, "windows": len(dataset), "context_length": length}

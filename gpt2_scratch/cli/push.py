@@ -11,7 +11,8 @@ def register(subparsers) -> None:
         help="publish a checkpoint (weights, code, tokenizer, model card, plots) to the Hugging Face Hub",
         description="Stage a clean copy of the checkpoint (safetensors, config with auto_map, modeling code, "
         "tokenizer, generation config, README.md model card, plots) and upload it in one commit. The token comes "
-        "from HF_TOKEN or `hf auth login`, the Hub from HF_ENDPOINT (default huggingface.co).",
+        "from HF_TOKEN or `hf auth login`, the Hub from HF_ENDPOINT (default huggingface.co); it is checked, with "
+        "the right to write to USER, before anything is staged. The weights are checked and copied, not loaded.",
     )
     parser.add_argument("checkpoint", help="checkpoint directory (written by save_pretrained)")
     parser.add_argument("repo_id", metavar="USER/REPO", help="the Hub repository, created if it does not exist")
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--message", "-m", help="commit message")
     parser.add_argument("--max-shard-size", default="1GB", help="largest safetensors file before sharding "
                         "(default 1GB)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (staging, uploading)")
     parser.set_defaults(func=run)
 
 
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..hub_cards import publish
 
     commit = publish(args.checkpoint, args.repo_id, private=args.private, revision=args.revision,
-                     create_pr=args.create_pr, commit_message=args.message, max_shard_size=args.max_shard_size)
+                     create_pr=args.create_pr, commit_message=args.message, max_shard_size=args.max_shard_size,
+                     progress=not args.no_progress)
     print(f"pushed {args.checkpoint} to {args.repo_id}: {commit.pr_url or commit.commit_url}")
     return 0

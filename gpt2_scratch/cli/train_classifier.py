@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the classifier (must not exist, unless --overwrite)")
     parser.add_argument("--freeze", default="all-but-last-block", metavar="POLICY", help=POLICY_HELP)
     parser.add_argument("--epochs", type=float, default=5.0)
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps, whatever --epochs says")
     parser.add_argument("--lr", type=float, default=5e-5, dest="learning_rate", help="AdamW learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -58,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         name: getattr(args, name)
         for name in (
-            "freeze", "epochs", "learning_rate", "weight_decay", "batch_size", "eval_batch_size", "lr_scheduler",
-            "max_length", "dropout", "seed", "text_column", "label_column", "label_names", "tokenizer", "lora_rank",
-            "lora_alpha",
+            "freeze", "epochs", "max_steps", "learning_rate", "weight_decay", "batch_size", "eval_batch_size",
+            "lr_scheduler", "max_length", "dropout", "seed", "text_column", "label_column", "label_names", "tokenizer",
+            "lora_rank", "lora_alpha",
         )
     }
     result = train_classifier(

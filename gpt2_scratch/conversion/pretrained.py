@@ -3,10 +3,13 @@
 transformers loads a checkpoint that lacks some of the model's tensors, holds others, or holds them in other
 shapes: it initialises the gaps at random and says so only in a logged table. Every place this package loads a model
 through transformers goes through `load_pretrained`, which refuses such a checkpoint with one error listing every
-difference, as `load_model` does for the layouts it reads itself.
+difference, as `load_model` does for the layouts it reads itself. `check_fits` refuses the same checkpoints from
+their safetensors headers alone, for callers that copy the weights rather than load them.
 """
 
 from __future__ import annotations
+
+import torch
 
 from .engine import problem_lines
 from .sources import check_readable
@@ -52,3 +55,25 @@ def load_pretrained(model_class, name_or_path, *, may_be_new=(), may_be_dropped=
     if any(problems.values()):
         raise CheckpointMismatchError(str(name_or_path), type(model).__name__, problems, missing)
     return model
+
+
+def check_fits(model_class, config, shapes: dict[str, tuple[int, ...]], origin: str) -> None:
+    """Refuse (CheckpointMismatchError), as `load_pretrained` would, a checkpoint whose tensors (`shapes`: name ->
+    shape, as its headers give them) are not exactly those of `model_class(config)`, without loading any weights:
+    the model is built on the meta device. A tied head may be stored or not, as from_pretrained accepts either."""
+    with torch.device("meta"):
+        model = model_class(config)
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    tied = set(getattr(model, "_tied_weights_keys", None) or ()) if config.tie_word_embeddings else set()
+    missing = sorted(set(expected) - set(shapes) - tied)
+    problems = {
+        "missing": [f"{name} {list(expected[name])}" for name in missing],
+        "unexpected": sorted(set(shapes) - set(expected)),
+        "wrong shape": [
+            f"{name} is {list(shapes[name])}, expected {list(shape)}"
+            for name, shape in sorted(expected.items())
+            if name in shapes and tuple(shapes[name]) != shape
+        ],
+    }
+    if any(problems.values()):
+        raise CheckpointMismatchError(origin, model_class.__name__, problems, missing)

@@ -123,6 +123,9 @@ class SafetensorsFile:
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self.entries[name]["shape"])
 
+    def dtype(self, name: str) -> torch.dtype:
+        return DTYPES_BY_NAME[self.entries[name]["dtype"]]
+
     def read(self, name: str) -> torch.Tensor:
         entry = self.entries[name]
         begin, end = entry["data_offsets"]

@@ -63,6 +63,9 @@ class SafetensorsSource(TensorSource):
     def shape(self, name):
         return self.file_of[name].shape(name)
 
+    def dtype(self, name) -> torch.dtype:
+        return self.file_of[name].dtype(name)
+
     def read(self, name):
         return self.file_of[name].read(name)
 

@@ -7,17 +7,28 @@ longer has are deleted in the same commit. The checkpoint directory itself is on
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+from tqdm.auto import tqdm
+from transformers import GenerationConfig
+from transformers.utils import GENERATION_CONFIG_NAME
+from transformers.utils.hub import convert_file_size_to_int
 
 from .. import modeling
-from ..conversion.pretrained import load_pretrained
+from ..conversion.pretrained import check_fits
+from ..conversion.safetensors_stream import write_sharded
+from ..conversion.sources import SafetensorsSource
+from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
+from ..modeling.modeling_scratch_gpt2 import auto_map
 from .card import HUB_ID, build_card
-from .records import read_records
+from .records import read_records, weight_files
 
 try:  # the HTTP client under huggingface_hub: httpx2 since huggingface_hub 2, httpx before
     from httpx2 import HTTPError as TransportError
@@ -26,24 +37,38 @@ except ImportError:
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "chat_template.jinja")
+INDEX_FILE = "model.safetensors.index.json"
 KEPT_REMOTE_FILES = {".gitattributes"}  # written by the Hub itself; it tells git which files are LFS
 
 
 def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | None = None,
-          max_shard_size: str | int = "1GB") -> list[Path]:
+          max_shard_size: str | int = "1GB", progress: bool = True) -> list[Path]:
     """Write into the empty (or new) folder `staging_dir` everything the Hub repository should hold, and return
     the files written: safetensors weights (sharded above `max_shard_size`), config.json with an `auto_map` for
     AutoConfig / AutoModel / AutoModelForCausalLM / AutoModelForSequenceClassification, the two modeling code files,
-    the generation config (causal LMs), the tokenizer, README.md (the model card), the plots and the run's records."""
+    the generation config (causal LMs), the tokenizer, README.md (the model card), the plots and the run's records.
+
+    The weights are checked against the model from their headers (CheckpointMismatchError when they do not fit it)
+    and copied as they are, never loaded; only a checkpoint whose shards do not suit `max_shard_size` is re-sharded,
+    one tensor at a time."""
     checkpoint_dir, staging_dir = Path(checkpoint_dir), Path(staging_dir)
     records = read_records(checkpoint_dir)  # fails early, with a clear message, on a folder that is no checkpoint
     if staging_dir.exists() and any(staging_dir.iterdir()):
         raise ValueError(f"the staging folder {staging_dir} is not empty: give a new or empty folder")
+    model_class = _model_class(records.config)
+    config = model_class.config_class.from_pretrained(checkpoint_dir)
+    weights = SafetensorsSource(weight_files(checkpoint_dir))  # reads and checks every header
+    check_fits(model_class, config, {name: weights.shape(name) for name in weights.names()}, str(checkpoint_dir))
     staging_dir.mkdir(parents=True, exist_ok=True)
 
-    model = load_pretrained(_model_class(records.config), checkpoint_dir, dtype="auto")
-    model.save_pretrained(staging_dir, max_shard_size=max_shard_size)  # writes the auto_map and copies the code
-    _stage_tokenizer(checkpoint_dir, staging_dir, vocab_size=model.config.vocab_size)
+    _stage_weights(checkpoint_dir, staging_dir, weights, convert_file_size_to_int(max_shard_size), progress)
+    config.auto_map = auto_map()
+    config.save_pretrained(staging_dir)
+    for code in (configuration_scratch_gpt2.__file__, modeling_scratch_gpt2.__file__):
+        shutil.copy2(code, staging_dir)
+    if model_class is modeling.ScratchGPT2ForCausalLM:
+        _stage_generation_config(checkpoint_dir, staging_dir, config)
+    _stage_tokenizer(checkpoint_dir, staging_dir, vocab_size=config.vocab_size)
     for path in [*records.plots, *(checkpoint_dir / name for name in records.record_files)]:
         shutil.copy2(path, staging_dir / path.name)
     build_card(checkpoint_dir, repo_id).save(staging_dir / "README.md")
@@ -52,13 +77,15 @@ def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | No
 
 def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = None, revision: str | None = None,
             create_pr: bool = False, token: str | None = None, commit_message: str | None = None,
-            max_shard_size: str | int = "1GB", endpoint: str | None = None) -> CommitInfo:
+            max_shard_size: str | int = "1GB", endpoint: str | None = None, progress: bool = True) -> CommitInfo:
     """Push the checkpoint in `checkpoint_dir` to the Hub repository `repo_id` ("user/name") in one commit.
 
     The repository is created if needed (`private` applies only then). `revision` names the branch to commit to
     (created from main if missing); `create_pr=True` opens a pull request instead of committing to it. The token
     comes from `token`, else HF_TOKEN or `hf auth login`; the endpoint from `endpoint`, else HF_ENDPOINT.
-    Returns huggingface_hub's CommitInfo (commit id, URL, pull request URL). The checkpoint is never modified.
+    The token and the right to write to the repository's namespace are checked before anything is staged.
+    `progress` shows bars for staging and uploading. Returns huggingface_hub's CommitInfo (commit id, URL, pull
+    request URL). The checkpoint is never modified.
     """
     if not HUB_ID.fullmatch(repo_id):
         raise ValueError(f"repo_id {repo_id!r} must look like 'user/name' (or 'organization/name')")
@@ -69,16 +96,102 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
             f"(https://huggingface.co/settings/tokens). Nothing was uploaded; {checkpoint_dir} is unchanged."
         )
     api = HfApi(endpoint=endpoint, token=token)
+    with _hub_errors(api, repo_id, checkpoint_dir):
+        _check_write_access(api, repo_id)
     with tempfile.TemporaryDirectory(prefix="gpt2-scratch-push-") as staging_dir:
-        staged = stage(checkpoint_dir, staging_dir, repo_id=repo_id, max_shard_size=max_shard_size)
-        try:
+        staged = stage(checkpoint_dir, staging_dir, repo_id=repo_id, max_shard_size=max_shard_size, progress=progress)
+        size = sum(path.stat().st_size for path in staged)
+        if progress:
+            print(f"uploading {len(staged)} files ({size / 1e6:,.1f} MB) to {api.endpoint}/{repo_id}", file=sys.stderr)
+        with _hub_errors(api, repo_id, checkpoint_dir), _hub_progress_bars(progress):
             return _commit_folder(api, Path(staging_dir), staged, repo_id, private=private, revision=revision,
                                   create_pr=create_pr, commit_message=commit_message)
-        except (HfHubHTTPError, TransportError, OfflineModeIsEnabled) as error:
-            raise RuntimeError(
-                f"the push to {api.endpoint}/{repo_id} failed: {error}\n"
-                f"Nothing was changed locally: {checkpoint_dir} is as it was; fix the cause and push again."
-            ) from error
+
+
+@contextlib.contextmanager
+def _hub_errors(api: HfApi, repo_id: str, checkpoint_dir):
+    """A refused or failed exchange with the Hub as one RuntimeError that says nothing changed locally."""
+    try:
+        yield
+    except (HfHubHTTPError, TransportError, OfflineModeIsEnabled) as error:
+        raise RuntimeError(
+            f"the push to {api.endpoint}/{repo_id} failed: {error}\n"
+            f"Nothing was changed locally: {checkpoint_dir} is as it was; fix the cause and push again."
+        ) from error
+
+
+@contextlib.contextmanager
+def _hub_progress_bars(shown: bool):
+    """huggingface_hub's upload bars (Xet and LFS transfers) hidden for the commit unless `shown`, as they were
+    afterwards. Shown ones are left to huggingface_hub, so that HF_HUB_DISABLE_PROGRESS_BARS=1 still hides them."""
+    were_disabled = are_progress_bars_disabled()
+    if not shown:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_disabled:
+            enable_progress_bars()
+
+
+def _check_write_access(api: HfApi, repo_id: str) -> None:
+    """Refuse, before any work, a token the Hub rejects (whoami answers 401), a read-only token, and a namespace that
+    is neither the token's user nor one of its organizations."""
+    identity = api.whoami()
+    role = identity.get("auth", {}).get("accessToken", {}).get("role")
+    if role == "read":
+        raise RuntimeError(
+            f"the token of {identity.get('name')} can only read: create one with write access at "
+            "https://huggingface.co/settings/tokens and pass it in HF_TOKEN (or `hf auth login`). Nothing was uploaded."
+        )
+    namespace = repo_id.split("/")[0]
+    namespaces = [identity.get("name"), *(org.get("name") for org in identity.get("orgs", []))]
+    if namespace not in namespaces:
+        raise RuntimeError(
+            f"the token belongs to {identity.get('name')}, who cannot write to {namespace}/ (it can write to "
+            f"{', '.join(name for name in namespaces if name)}): push to one of those, or log in as {namespace}. "
+            "Nothing was uploaded."
+        )
+
+
+def _stage_weights(checkpoint_dir: Path, staging_dir: Path, weights: SafetensorsSource, max_shard_bytes: int,
+                   progress: bool) -> None:
+    """The checkpoint's safetensors files (and index) copied as they are when each fits in `max_shard_bytes` and
+    they are sharded only because they must be; otherwise written again, one tensor at a time, in shards of at most
+    `max_shard_bytes`."""
+    files = weight_files(checkpoint_dir)
+    sizes = [path.stat().st_size for path in files]
+    keep = max(sizes) <= max_shard_bytes and (len(files) == 1 or sum(sizes) > max_shard_bytes)
+    with tqdm(total=sum(sizes), unit="B", unit_scale=True, desc="staging weights", disable=not progress) as bar:
+        if keep:
+            for path in [*files, *([checkpoint_dir / INDEX_FILE] if len(files) > 1 else [])]:
+                shutil.copyfile(path, staging_dir / path.name)
+                bar.update(path.stat().st_size if path.name != INDEX_FILE else 0)
+            return
+        dtypes = {weights.dtype(name) for name in weights.names()}
+        if len(dtypes) > 1:
+            raise ValueError(
+                f"{checkpoint_dir} mixes tensor dtypes ({', '.join(sorted(map(str, dtypes)))}), so its shards cannot "
+                f"be re-cut: pass a --max-shard-size of at least {max(sizes)} bytes to upload them as they are"
+            )
+        items = [(name, weights.shape(name)) for name in weights.names()]
+        tensors = ((name, weights.read(name)) for name, _ in items)
+        write_sharded(staging_dir, items, dtypes.pop(), _counting_bytes(tensors, bar), max_shard_bytes)
+
+
+def _counting_bytes(tensors, bar):
+    """The (name, tensor) pairs of `tensors`, each counted on the progress bar in bytes as it is written."""
+    for name, tensor in tensors:
+        bar.update(tensor.numel() * tensor.element_size())
+        yield name, tensor
+
+
+def _stage_generation_config(checkpoint_dir: Path, staging_dir: Path, config) -> None:
+    """The checkpoint's generation_config.json, or the one save_pretrained writes for a causal LM without one."""
+    if (checkpoint_dir / GENERATION_CONFIG_NAME).is_file():
+        GenerationConfig.from_pretrained(checkpoint_dir).save_pretrained(staging_dir)
+    else:
+        GenerationConfig.from_model_config(config).save_pretrained(staging_dir)
 
 
 def _commit_folder(api: HfApi, staging_dir: Path, staged: list[Path], repo_id: str, *, private: bool | None,

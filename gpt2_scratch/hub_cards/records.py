@@ -131,9 +131,9 @@ def find_plots(directory: Path) -> list[Path]:
     return []
 
 
-def count_parameters(directory: Path) -> int:
-    """Parameters in the weights from_pretrained would load (tied weights are stored, and counted, once); other
-    .safetensors files left in the folder by earlier saves are not counted."""
+def weight_files(directory: Path) -> list[Path]:
+    """The safetensors files from_pretrained would load (other .safetensors files left in the folder by earlier saves
+    are not among them)."""
     index = directory / "model.safetensors.index.json"
     if (directory / "model.safetensors").is_file() or not index.is_file():  # from_pretrained's order of preference
         files = [directory / "model.safetensors"]
@@ -143,8 +143,13 @@ def count_parameters(directory: Path) -> int:
     if missing:
         raise FileNotFoundError(f"{directory} lacks the weights file(s) {', '.join(missing)}: save the model with "
                                 "save_pretrained")
+    return files
+
+
+def count_parameters(directory: Path) -> int:
+    """Parameters in the weights from_pretrained would load (tied weights are stored, and counted, once)."""
     total = 0
-    for path in files:
+    for path in weight_files(directory):
         weights = SafetensorsFile(path)  # reads and checks the header only
         total += sum(math.prod(weights.shape(name)) for name in weights.names())
     return total

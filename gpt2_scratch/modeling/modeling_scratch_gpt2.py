@@ -233,14 +233,7 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as transformers does, with an `auto_map` naming every head, so that any Auto class (AutoModel,
         AutoModelForCausalLM, AutoModelForSequenceClassification) loads any of our checkpoints as remote code."""
-        module = type(self).__module__.rsplit(".", 1)[-1]
-        config_module = type(self.config).__module__.rsplit(".", 1)[-1]
-        self.config.auto_map = {
-            "AutoConfig": f"{config_module}.ScratchGPT2Config",
-            "AutoModel": f"{module}.ScratchGPT2Model",
-            "AutoModelForCausalLM": f"{module}.ScratchGPT2ForCausalLM",
-            "AutoModelForSequenceClassification": f"{module}.ScratchGPT2ForSequenceClassification",
-        }
+        self.config.auto_map = auto_map()
         if kwargs.get("state_dict") is None and not all(stands_alone(p) for p in self.parameters()):
             # Weights laid out for fast decoding (gpt2_scratch.speed.decoding_layout) are transposed in memory and
             # share one buffer; they are saved in the standard layout, one tensor each. Tied weights share one
@@ -253,6 +246,19 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
                     copies[tensor.data_ptr()] = tensor if alone else tensor.clone(memory_format=torch.contiguous_format)
                 kwargs["state_dict"][name] = copies[tensor.data_ptr()]
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def auto_map() -> dict[str, str]:
+    """config.json's `auto_map`: the code file and class behind each Auto class, so that any of them loads any of our
+    checkpoints as remote code."""
+    module = __name__.rsplit(".", 1)[-1]
+    config_module = ScratchGPT2Config.__module__.rsplit(".", 1)[-1]
+    return {
+        "AutoConfig": f"{config_module}.ScratchGPT2Config",
+        "AutoModel": f"{module}.ScratchGPT2Model",
+        "AutoModelForCausalLM": f"{module}.ScratchGPT2ForCausalLM",
+        "AutoModelForSequenceClassification": f"{module}.ScratchGPT2ForSequenceClassification",
+    }
 
 
 def position_ids_from_attention_mask(attention_mask: torch.Tensor, query_length: int) -> torch.Tensor:
