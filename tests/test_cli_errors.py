@@ -253,7 +253,7 @@ TINY_DISK_WRITES = textwrap.dedent(
 
     model, disk = sys.argv[1:3]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk], check=True)
-    for layout in ["scratch", "nanogpt", "llmc", "gguf"]:  # Python's writes, torch.save, llm.c, NumPy's tofile
+    for layout in ["scratch", "book", "llmc", "gguf"]:  # Python's writes, torch.save, llm.c, NumPy's tofile
         print(layout, main(["convert", model, f"{disk}/{layout}", "--to", layout]), flush=True)
     print("pretrain", main([*sys.argv[3:], "--out", f"{disk}/run"]), flush=True)  # safetensors' writer (Rust)
     """
@@ -276,12 +276,13 @@ def test_a_real_full_disk_is_named_whatever_the_writer(tiny_run, tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    writers = ["scratch", "nanogpt", "llmc", "gguf", "pretrain"]
+    writers = ["scratch", "book", "llmc", "gguf", "pretrain"]
     statuses = [line.split() for line in done.stdout.splitlines() if line.split()[:1] in [[w] for w in writers]]
     assert statuses == [[writer, "2"] for writer in writers]  # pretrain prints its evaluation before its last save
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 5 and "Traceback" not in done.stderr, done.stderr
-    assert all(f"the disk is full: no space left to write into {tmp_path / 'disk'}" in line for line in errors)
+    for line in errors:
+        assert f"the disk is full: no space left to write into {tmp_path / 'disk'}" in line, line
 
 
 # ------------------------------------------------------------------------------------------- interruptions

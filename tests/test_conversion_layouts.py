@@ -275,6 +275,11 @@ def padded(ours):
 
 @pytest.mark.parametrize("layout", EXPORTABLE)
 def test_padded_vocabulary_is_saved_and_converted_to_every_layout(padded, gpt2, tokens, tmp_path, layout):
+    if padded.config.activation_function not in LAYOUTS[layout].activations:  # nanoGPT's programs: exact GELU
+        padded = copy.deepcopy(padded)
+        padded.config.activation_function = LAYOUTS[layout].activations[0]
+        for block in padded.transformer.h:
+            block.mlp.act.approximate = "none"
     padded.save_pretrained(tmp_path / "saved")
     written = [
         save_model(padded, tmp_path / "from_memory", layout=layout),

@@ -23,6 +23,7 @@ from transformers.utils.hub import convert_file_size_to_int
 
 from .. import modeling
 from ..conversion.pretrained import check_fits
+from ..conversion.sources import check_readable
 from ..conversion.safetensors_stream import write_sharded
 from ..conversion.sources import SafetensorsSource
 from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
@@ -95,6 +96,7 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
             "no Hugging Face token: log in with `hf auth login` or set HF_TOKEN to a token with write access "
             f"(https://huggingface.co/settings/tokens). Nothing was uploaded; {checkpoint_dir} is unchanged."
         )
+    check_readable(checkpoint_dir)  # headers and config: milliseconds; a corrupt file is named before the Hub is asked
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(api, repo_id, checkpoint_dir):
         _check_write_access(api, repo_id)
