@@ -14,6 +14,7 @@ import time
 import pytest
 import torch
 
+from malicious import RunsCode
 from oracles import random_gpt2
 
 from gpt2_scratch.cli import main
@@ -83,16 +84,6 @@ def test_an_invalid_config_json_is_one_line_with_the_fix(model, capsys):
     for argv in [("generate", model, "Every effort"), ("classify", model, "Every effort"), ("card", model)]:
         message = assert_one_line_error(*run_cli(capsys, *argv), model / "config.json")
         assert "not valid JSON" in message and ("restore it" in message or "fix or remove it" in message)
-
-
-class RunsCode:
-    """A pickle that runs a command when loaded, as a malicious checkpoint would."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the test's own pickle

@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from malicious import RunsCode
 from oracles import TINY_GPT2, random_gpt2
 
 from gpt2_scratch.conversion import (
@@ -24,16 +25,6 @@ TINY = TINY_GPT2
 @pytest.fixture(scope="module")
 def gpt2():
     return random_gpt2(11, randomize_norms_and_biases=False)
-
-
-class RunsCode:
-    """A pickle that runs a command when loaded, as a malicious checkpoint would."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the test's own pickle
