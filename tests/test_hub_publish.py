@@ -227,15 +227,18 @@ def test_refused_push_is_a_clear_error_and_changes_nothing(hub, checkpoint, caps
     assert digest(checkpoint) == before
 
 
-def test_a_refused_token_is_found_before_the_checkpoint_is_read(hub, checkpoint, tmp_path, capsys):
-    broken = tmp_path / "broken"
-    shutil.copytree(checkpoint, broken)
-    (broken / "model.safetensors").write_bytes(b"\x10" + bytes(7) + b"{}")  # not safetensors: reading it would fail
+def test_a_refused_token_is_found_before_the_checkpoint_is_staged(hub, checkpoint, capsys, monkeypatch):
+    # Only the headers and config are read before the Hub is asked (milliseconds, and a corrupt file is named at
+    # once); staging, the work that grows with the model, comes after the token is accepted.
+    def staging_must_not_start(*args, **kwargs):
+        raise AssertionError("the checkpoint was staged before the token was checked")
+
+    monkeypatch.setattr(sys.modules[stage.__module__], "stage", staging_must_not_start)
     requests_before = len(hub.requests)
     with online(hub) as patch:
         patch.setenv("HF_TOKEN", "hf_revoked_token")
-        assert cli_main(["push", str(broken), "user/refused-repo", "--no-progress"]) == 2
-    assert "Invalid user token" in capsys.readouterr().err  # the token, not the weights, is what is reported
+        assert cli_main(["push", str(checkpoint), "user/refused-repo", "--no-progress"]) == 2
+    assert "Invalid user token" in capsys.readouterr().err
     assert hub.requests[requests_before:] == [("GET", "/api/whoami-v2")]
 
 
