@@ -32,6 +32,7 @@ from transformers import (
     DataCollatorWithPadding,
     PreTrainedTokenizerBase,
     PrinterCallback,
+    ProgressCallback,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -220,9 +221,28 @@ def make_trainer(model, tokenizer, encoded, labels, settings: FineTuningSettings
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=ClassificationMetrics(len(labels)),
     )
-    if not progress:
+    if progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(LossOnTheBar())
+    else:
         trainer.remove_callback(PrinterCallback)  # without progress bars, Trainer prints every log line instead
     return trainer
+
+
+class LossOnTheBar(ProgressCallback):
+    """Trainer's progress bars, with the latest loss and validation accuracy shown on the training bar: Trainer's
+    own writes each log as a raw dict between the bars. The numbers are all in history.json and metrics.json."""
+
+    SHOWN = {"loss": "loss", "eval_validation_accuracy": "val_acc"}  # log key: name on the bar
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        self.latest = {}  # evaluation logs lack the loss, training logs the accuracy: show the latest of each
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None:
+            self.latest.update({name: f"{logs[key]:.4g}" for key, name in self.SHOWN.items() if key in logs})
+            self.training_bar.set_postfix(self.latest)
 
 
 def evaluate_splits(trainer: Trainer, encoded) -> dict[str, dict]:

@@ -14,6 +14,8 @@ import sys
 import threading
 import warnings
 
+from gpt2_scratch.progress import progress_bars
+
 COMMAND_MODULES = [
     "pretrain",
     "generate",
@@ -61,6 +63,11 @@ def text(value: str) -> str:
     return value
 
 
+def no_progress_option(parser, shows: str = "") -> None:
+    """Add --no-progress, which `main` turns into `progress_bars(False)` around the command."""
+    parser.add_argument("--no-progress", action="store_true", help=f"no progress bars{shows}")
+
+
 def raise_terminated(signum, frame):
     raise Terminated()
 
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
     try:
         args = build_parser().parse_args(argv)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), progress_bars(shown=not getattr(args, "no_progress", False)):
             warnings.showwarning = notice_printer(command, warnings.showwarning)
             return args.func(args) or 0
     except (ValueError, OSError, RuntimeError, NotUTF8Error) as error:

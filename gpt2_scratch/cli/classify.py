@@ -7,7 +7,7 @@ import json
 
 
 def register(subparsers) -> None:
-    from . import text
+    from . import no_progress_option, text
 
     parser = subparsers.add_parser(
         "classify",
@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("checkpoint", help="a classifier folder written by train-classifier")
     parser.add_argument("texts", nargs="+", metavar="TEXT", type=text)
     parser.add_argument("--json", action="store_true", help="print a JSON list of {label, score} instead")
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 def register(subparsers) -> None:
     from gpt2_scratch.conversion import LAYOUTS
 
+    from . import no_progress_option
+
     parser = subparsers.add_parser(
         "convert",
         help="convert a GPT-2 checkpoint between layouts",
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-shard-size", type=float, default=2.0, help="largest safetensors shard, in GiB (default 2)"
     )
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -11,6 +11,8 @@ DEFAULT_TEXT_WINDOW = 256  # tokens per window of `evaluate loss --text`, unless
 
 
 def register(subparsers) -> None:
+    from . import no_progress_option
+
     parser = subparsers.add_parser(
         "evaluate",
         help="judge responses with an LLM, score MMLU-format questions, or measure loss and perplexity",
@@ -30,6 +32,7 @@ def register(subparsers) -> None:
     judge.add_argument("--template", default="alpaca", help="prompt template the instructions are shown in")
     judge.add_argument("--max-tokens", type=int, default=64, help="longest reply the judge may give")
     judge.add_argument("--output", help="where to save the scores (default: judge-scores.json beside RESPONSES)")
+    no_progress_option(judge)
     judge.set_defaults(func=run_judge)
 
     mmlu = kinds.add_parser("mmlu", help="multiple-choice accuracy by log-likelihood of the answer letters")
@@ -40,6 +43,7 @@ def register(subparsers) -> None:
     mmlu.add_argument("--subjects", nargs="+", help="evaluate only these subjects")
     mmlu.add_argument("--batch-size", type=int, default=8)
     mmlu.add_argument("--output", help="save accuracy per subject and predictions as JSON")
+    no_progress_option(mmlu)
     mmlu.set_defaults(func=run_mmlu)
 
     loss = kinds.add_parser("loss", help="loss per token and perplexity on instruction data or a text file")
@@ -54,6 +58,7 @@ def register(subparsers) -> None:
                       "or the model's n_positions when shorter; a longer one than n_positions is refused)")
     loss.add_argument("--batch-size", type=int, default=8)
     loss.add_argument("--output", help="save the result as JSON")
+    no_progress_option(loss)
     loss.set_defaults(func=run_loss)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    from . import text
+    from . import no_progress_option, text
 
     parser = subparsers.add_parser(
         "generate", help="continue a prompt with a trained checkpoint",
@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("--top-k", type=int, default=25, help="sample among the k likeliest tokens (0: all)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 picks the likeliest token (greedy)")
     parser.add_argument("--seed", type=int, help="seed for a repeatable sample")
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..instruct import LORA_TARGET_MODULES, TEMPLATES
+    from . import no_progress_option
 
     what = parser.add_argument_group("model and data")
     what.add_argument("--model", required=True, help="a preset (tiny, small, medium, ...: random weights) or a "
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--report-to", nargs="+", help="trackers, e.g. tensorboard wandb")
     optim.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                        help="continue from the latest checkpoint in --out-dir, or from CHECKPOINT")
-    optim.add_argument("--no-progress", action="store_true", help="no progress bars")
+    no_progress_option(optim)
 
     after = parser.add_argument_group("responses and judging")
     after.add_argument("--max-new-tokens", type=int, default=256)

@@ -11,7 +11,7 @@ import json
 def register(subparsers) -> None:
     from gpt2_scratch.modeling import PRESETS
 
-    from . import text
+    from . import no_progress_option, text
 
     parser = subparsers.add_parser(
         "pretrain", help="pretrain a GPT-2 from scratch on raw text",
@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     training.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                           help="continue the run in --out from its latest checkpoint (or from CHECKPOINT)")
     training.add_argument("--report-to", nargs="+", help="trackers: tensorboard, wandb, ...")
-    training.add_argument("--no-progress", action="store_true", help="no progress bars")
+    no_progress_option(training)
 
     sampling = parser.add_argument_group("sampling at each evaluation")
     sampling.add_argument("--prompt", default="Every effort moves you", type=text)

@@ -6,6 +6,8 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from . import no_progress_option
+
     parser = subparsers.add_parser(
         "push",
         help="publish a checkpoint (weights, code, tokenizer, model card, plots) to the Hugging Face Hub",
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--message", "-m", help="commit message")
     parser.add_argument("--max-shard-size", default="1GB", help="largest safetensors file before sharding "
                         "(default 1GB)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (staging, uploading)")
+    no_progress_option(parser, " (staging, uploading)")
     parser.set_defaults(func=run)
 
 

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    from . import text
+    from . import no_progress_option, text
 
     parser = subparsers.add_parser(
         "tokenize",
@@ -22,6 +22,7 @@ def register(subparsers) -> None:
                         help="encode special-token text such as <|endoftext|> as the special token, not as plain text")
     parser.add_argument("--show-tokens", action="store_true", help="print each id with the text of its token")
     parser.add_argument("--decode", action="store_true", help="decode the given ids instead of encoding")
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

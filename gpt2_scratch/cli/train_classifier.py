@@ -13,6 +13,8 @@ POLICY_HELP = (
 
 
 def register(subparsers) -> None:
+    from . import no_progress_option
+
     parser = subparsers.add_parser(
         "train-classifier",
         help="fine-tune a checkpoint into a text classifier",
@@ -49,7 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--lora-alpha", type=int, default=16)
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

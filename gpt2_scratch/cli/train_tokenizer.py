@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    from . import no_progress_option
+
     parser = subparsers.add_parser(
         "train-tokenizer",
         help="train a byte-level BPE tokenizer on text files and save it in the Hugging Face format",
@@ -23,6 +25,7 @@ def register(subparsers) -> None:
                         'or "none"')
     parser.add_argument("--from-scratch", action="store_true",
                         help="use the from-scratch Python trainer (slow, for small corpora) instead of `tokenizers`")
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
+    from . import no_progress_option
+
     parser = subparsers.add_parser(
         "verify",
         help="compare two checkpoints in any layouts",
@@ -20,6 +22,7 @@ def register(subparsers) -> None:
         "--exact", action="store_true", help="disagree unless every hyperparameter and tensor is identical"
     )
     parser.add_argument("--n-head", type=int, help="attention heads, for layouts that do not record them")
+    no_progress_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ..staging import staged_folder
 from .engine import ExportItem, IncompleteCheckpointWarning
 from .hparams import describe
@@ -53,7 +53,7 @@ def write_checkpoint(
             )
         if layout.container == "safetensors":  # a transformers folder; GGUF embeds the files as they came
             complete_tokenizer(work, copied)
-        with tqdm(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
+        with progress_bar(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
             WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
         (work / "README.md").write_text(card)

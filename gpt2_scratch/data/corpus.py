@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ..resources import cache_dir as resources_cache_dir
 from ..resources import sha256_of, write_atomically
 from ..staging import staged_file
@@ -167,7 +167,7 @@ def write_tokens(documents: Iterator[Iterator[str]], tokenizer, out, dtype, show
     encoder, eos = tokenizer.backend_tokenizer, tokenizer.eos_token_id
     pending: list[tuple[bool, str]] = []  # (a new document starts here after an earlier one, text)
     count = 0
-    bar = tqdm(desc="tokenising", unit="tok", unit_scale=True, disable=not show_progress)
+    bar = progress_bar(desc="tokenising", unit="tok", unit_scale=True, disable=not show_progress)
 
     def flush():
         nonlocal count

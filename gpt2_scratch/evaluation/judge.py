@@ -19,9 +19,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tqdm.auto import tqdm
-
 from ..instruct.templates import ALPACA, PromptTemplate
+from ..progress import progress_bar
 from ..resources import write_atomically
 
 JUDGE_PROMPT = (
@@ -205,7 +204,7 @@ def judge_responses(records: Sequence[Mapping], judge, template: PromptTemplate 
     if missing:
         raise ValueError(f"records {missing[:10]} have no 'model_response'; generate responses first.")
     replies, scores = [], []
-    for record in tqdm(records, desc="judging", disable=not show_progress):
+    for record in progress_bar(records, desc="judging", disable=not show_progress):
         reply = judge.complete(judge_prompt(record, template, prompt_format))
         replies.append(reply)
         scores.append(parse_score(reply))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ..resources import write_atomically
 
 LETTERS = ("A", "B", "C", "D")
@@ -130,7 +130,7 @@ def score_mmlu(model, tokenizer, examples: Sequence[Mapping], batch_size: int = 
     was_training = model.training
     model.eval()
     predictions = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="mmlu", disable=not show_progress):
+    for start in progress_bar(range(0, len(prompts), batch_size), desc="mmlu", disable=not show_progress):
         batch = prompts[start:start + batch_size]
         width = max(len(ids) for ids in batch)
         input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids in batch], device=model.device)

@@ -15,8 +15,6 @@ from pathlib import Path
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-from tqdm.auto import tqdm
 from transformers import GenerationConfig
 from transformers.utils import GENERATION_CONFIG_NAME
 from transformers.utils.hub import convert_file_size_to_int
@@ -28,6 +26,7 @@ from ..conversion.safetensors_stream import write_sharded
 from ..conversion.sources import SafetensorsSource
 from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
 from ..modeling.modeling_scratch_gpt2 import auto_map
+from ..progress import progress_bar, progress_bars
 from .card import HUB_ID, build_card
 from .records import read_records, weight_files
 
@@ -105,7 +104,7 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
         size = sum(path.stat().st_size for path in staged)
         if progress:
             print(f"uploading {len(staged)} files ({size / 1e6:,.1f} MB) to {api.endpoint}/{repo_id}", file=sys.stderr)
-        with _hub_errors(api, repo_id, checkpoint_dir), _hub_progress_bars(progress):
+        with _hub_errors(api, repo_id, checkpoint_dir), progress_bars(progress):
             return _commit_folder(api, Path(staging_dir), staged, repo_id, private=private, revision=revision,
                                   create_pr=create_pr, commit_message=commit_message)
 
@@ -120,20 +119,6 @@ def _hub_errors(api: HfApi, repo_id: str, checkpoint_dir):
             f"the push to {api.endpoint}/{repo_id} failed: {error}\n"
             f"Nothing was changed locally: {checkpoint_dir} is as it was; fix the cause and push again."
         ) from error
-
-
-@contextlib.contextmanager
-def _hub_progress_bars(shown: bool):
-    """huggingface_hub's upload bars (Xet and LFS transfers) hidden for the commit unless `shown`, as they were
-    afterwards. Shown ones are left to huggingface_hub, so that HF_HUB_DISABLE_PROGRESS_BARS=1 still hides them."""
-    were_disabled = are_progress_bars_disabled()
-    if not shown:
-        disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not were_disabled:
-            enable_progress_bars()
 
 
 def _check_write_access(api: HfApi, repo_id: str) -> None:
@@ -164,7 +149,7 @@ def _stage_weights(checkpoint_dir: Path, staging_dir: Path, weights: Safetensors
     files = weight_files(checkpoint_dir)
     sizes = [path.stat().st_size for path in files]
     keep = max(sizes) <= max_shard_bytes and (len(files) == 1 or sum(sizes) > max_shard_bytes)
-    with tqdm(total=sum(sizes), unit="B", unit_scale=True, desc="staging weights", disable=not progress) as bar:
+    with progress_bar(total=sum(sizes), unit="B", unit_scale=True, desc="staging weights", disable=not progress) as bar:
         if keep:
             for path in [*files, *([checkpoint_dir / INDEX_FILE] if len(files) > 1 else [])]:
                 shutil.copyfile(path, staging_dir / path.name)

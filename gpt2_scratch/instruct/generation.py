@@ -9,8 +9,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from ..resources import write_atomically
 from .templates import PromptTemplate
 
@@ -33,10 +33,11 @@ def generate_responses(
     context = model.config.n_positions
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     queries = [tokenizer.encode(template.query(record)) for record in records]
+    warn_of_long_queries(queries, context)
     was_training = model.training
     model.eval()
     responses = []
-    for start in tqdm(range(0, len(queries), batch_size), desc="responses", disable=not show_progress):
+    for start in progress_bar(range(0, len(queries), batch_size), desc="responses", disable=not show_progress):
         batch = [_fit_query(ids, context) for ids in queries[start:start + batch_size]]
         width = max(len(ids) for ids in batch)
         input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in batch], device=model.device)
@@ -57,10 +58,17 @@ def generate_responses(
 
 def _fit_query(ids: list[int], context: int) -> list[int]:
     """Leave room for at least one new token."""
-    if len(ids) < context:
-        return ids
-    warnings.warn(f"a query of {len(ids)} tokens does not fit the context of {context}; keeping its last tokens.")
-    return ids[-(context - 1):]
+    return ids if len(ids) < context else ids[-(context - 1):]
+
+
+def warn_of_long_queries(queries: Sequence[list[int]], context: int) -> None:
+    """One warning for all the queries that `_fit_query` cuts (one per query would repeat for each)."""
+    lengths = [len(ids) for ids in queries if len(ids) >= context]
+    if lengths:
+        warnings.warn(
+            f"{len(lengths)} of {len(queries)} queries do not fit the context of {context} tokens (the longest has "
+            f"{max(lengths)}); each keeps its last {context - 1} tokens.", stacklevel=3,
+        )
 
 
 def with_responses(records: Sequence[Mapping], responses: Sequence[str]) -> list[dict]:

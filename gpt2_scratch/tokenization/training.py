@@ -16,8 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from ..progress import progress_bar
 from .bpe import ENDOFTEXT, BPETokenizer, special_token_pattern
 from .byte_level import BYTE_TO_UNICODE, pretokenize, to_symbols
 
@@ -49,7 +48,7 @@ def train_bpe(
     # tokens in the order learned. This is the rule of `tokenizers`' trainer, so both learn the same merges.
     age = {char: rank for rank, char in enumerate(sorted(vocab))}
     pair_counts, words_with = _count_pairs(words, counts)
-    progress = tqdm(total=n_learned, desc="learning merges", disable=not show_progress)
+    progress = progress_bar(total=n_learned, desc="learning merges", disable=not show_progress)
     while len(vocab) < 256 + n_learned and pair_counts:
         top_count = max(pair_counts.values())
         if top_count < min_frequency:

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # tqdm.write: a line between bars
 
+from ..progress import progress_bar
 from ..staging import reporting_full_disk
 from .checkpoint import (
     Progress,
@@ -113,7 +114,7 @@ class Trainer:
                                                      self.total_steps, self.config.min_lr_ratio, self.progress.step)
         if self.config.report_to:
             self.accelerator.init_trackers("gpt2-scratch", config=trackable(self.config.to_dict()))
-        bar = tqdm(total=self.total_steps, initial=self.progress.step, unit="step", desc="train",
+        bar = progress_bar(total=self.total_steps, initial=self.progress.step, unit="step", desc="train",
                    disable=not (self.accelerator.is_main_process and self.config.progress_bar))
         self.interval = Interval(self.progress.tokens_seen)
         if self.progress.step == 0 and self.config.eval_every:
