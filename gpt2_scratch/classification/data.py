@@ -19,7 +19,6 @@ label set, stored in the model config as id2label / label2id). Label names may b
 from __future__ import annotations
 
 import csv
-import json
 import numbers
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from ..data.json_lines import numbered_json_lines
 from .sms_spam import LABEL_IDS, sms_spam_splits
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -166,20 +166,11 @@ def read_delimited(path: Path, delimiter: str) -> pd.DataFrame:
 
 def read_json_lines(path: Path) -> pd.DataFrame:
     """One JSON object a line, each row indexed by its line. Blank lines are skipped."""
-    records, lines = [], []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"line {number} is not JSON: {error}") from error
-            if not isinstance(record, dict):
-                raise ValueError(f"line {number} holds a {type(record).__name__}, not an object of named columns")
-            records.append(record)
-            lines.append(number)
-    return pd.DataFrame.from_records(records, index=lines)
+    numbered = numbered_json_lines(path)
+    for number, record in numbered:
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} holds a {type(record).__name__}, not an object of named columns")
+    return pd.DataFrame.from_records([record for _, record in numbered], index=[number for number, _ in numbered])
 
 
 def numbered_from_1(frame: pd.DataFrame) -> pd.DataFrame:

@@ -42,18 +42,11 @@ def load_pretrained(model_class, name_or_path, *, may_be_new=(), may_be_dropped=
     model, info = model_class.from_pretrained(
         name_or_path, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
     )
-    ours, missing = model.state_dict(), sorted(set(info["missing_keys"]) - set(may_be_new))
-    problems = {
-        "missing": [f"{name} {list(ours[name].shape)}" for name in missing],
-        "unexpected": sorted(set(info["unexpected_keys"]) - set(may_be_dropped)),
-        "wrong shape": [
-            f"{name} is {list(stored)}, expected {list(expected)}"
-            for name, stored, expected in sorted(info["mismatched_keys"])
-            if name not in may_be_new
-        ],
-    }
-    if any(problems.values()):
-        raise CheckpointMismatchError(str(name_or_path), type(model).__name__, problems, missing)
+    ours = model.state_dict()
+    missing = {name: ours[name].shape for name in sorted(set(info["missing_keys"]) - set(may_be_new))}
+    unexpected = sorted(set(info["unexpected_keys"]) - set(may_be_dropped))
+    wrong = [entry for entry in sorted(info["mismatched_keys"]) if entry[0] not in may_be_new]
+    refuse_unless_fits(str(name_or_path), type(model).__name__, missing, unexpected, wrong)
     return model
 
 
@@ -65,15 +58,19 @@ def check_fits(model_class, config, shapes: dict[str, tuple[int, ...]], origin: 
         model = model_class(config)
     expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     tied = set(getattr(model, "_tied_weights_keys", None) or ()) if config.tie_word_embeddings else set()
-    missing = sorted(set(expected) - set(shapes) - tied)
+    missing = {name: expected[name] for name in sorted(set(expected) - set(shapes) - tied)}
+    wrong = [(name, shapes[name], shape) for name, shape in sorted(expected.items())
+             if name in shapes and tuple(shapes[name]) != shape]
+    refuse_unless_fits(origin, model_class.__name__, missing, sorted(set(shapes) - set(expected)), wrong)
+
+
+def refuse_unless_fits(origin: str, model_name: str, missing: dict, unexpected: list[str], wrong: list[tuple]):
+    """Raise CheckpointMismatchError listing `missing` (name -> the model's shape), `unexpected` names and `wrong`
+    (name, stored shape, expected shape) entries, if there is any."""
     problems = {
-        "missing": [f"{name} {list(expected[name])}" for name in missing],
-        "unexpected": sorted(set(shapes) - set(expected)),
-        "wrong shape": [
-            f"{name} is {list(shapes[name])}, expected {list(shape)}"
-            for name, shape in sorted(expected.items())
-            if name in shapes and tuple(shapes[name]) != shape
-        ],
+        "missing": [f"{name} {list(shape)}" for name, shape in missing.items()],
+        "unexpected": unexpected,
+        "wrong shape": [f"{name} is {list(stored)}, expected {list(shape)}" for name, stored, shape in wrong],
     }
     if any(problems.values()):
-        raise CheckpointMismatchError(origin, model_class.__name__, problems, missing)
+        raise CheckpointMismatchError(origin, model_name, problems, list(missing))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from ..data.json_lines import numbered_json_lines
 from ..resources import fetch
 from .templates import PromptTemplate
 
@@ -60,16 +61,12 @@ def _records_from_path_or_hub(source: str | os.PathLike) -> list:
 
 
 def _read_json_or_jsonl(path: Path) -> list:
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        records = []
-        for line_number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}, line {line_number}: not valid JSON ({error.msg}).") from error
-        return records
+        try:
+            return [record for _, record in numbered_json_lines(path)]
+        except ValueError as error:
+            raise ValueError(f"{path}, {error}.") from error
+    text = path.read_text(encoding="utf-8")
     try:
         records = json.loads(text)
     except json.JSONDecodeError as error:
