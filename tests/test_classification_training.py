@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.image import imread
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM
 from gpt2_scratch.classification import classify, load_labelled_texts, train_classifier
@@ -139,3 +139,30 @@ def test_command_line_max_steps_stops_training_there(random_base, tmp_path, caps
     assert cli(["train-classifier", "--base", str(random_base), "--data", str(data), "--out", str(tmp_path / "x"),
                 "--text-column", "complaint", "--label-column", "category", "--max-steps", "0"]) == 2
     assert "max_steps must be at least 1" in capsys.readouterr().err
+
+
+def test_pipeline_reads_what_the_classifier_was_trained_on(random_base, tmp_path, shared_data):
+    """A classifier fine-tuned on 16-token texts of a 32-position model: transformers' text-classification pipeline,
+    called as users call it (no truncation arguments), scores a long text exactly as `classify` does, and a text past
+    the model's 32 positions is classified instead of raising."""
+    run = train_classifier(
+        random_base, "sms-spam", tmp_path / "clf", progress=False, freeze="nothing", max_steps=2,
+        batch_size=8, max_length=16, dropout=0.0, seed=0,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(run.output_dir)
+    texts = load_labelled_texts("sms-spam")["test"]["text"]
+    longer = [text for text in texts if 16 < len(tokenizer(text)["input_ids"]) <= MAX_LENGTH][:4]
+    beyond = " ".join(texts[:8])  # far more than 32 tokens
+    assert len(longer) == 4 and len(tokenizer(beyond)["input_ids"]) > 3 * MAX_LENGTH
+
+    expected = classify(longer + [beyond], run.output_dir)
+    scored = pipeline("text-classification", model=str(run.output_dir))(longer + [beyond])
+    assert [r["label"] for r in scored] == [e["label"] for e in expected]
+    assert [r["score"] for r in scored] == pytest.approx([e["score"] for e in expected], abs=1e-6)
+
+    # The same holds for a plain call of the model and for a batch padded on the right.
+    model = AutoModelForSequenceClassification.from_pretrained(run.output_dir).eval()
+    with torch.no_grad():
+        batch = tokenizer(longer + [beyond], padding=True, return_tensors="pt")
+        scores = model(**batch).logits.softmax(-1).max(-1).values
+    assert scores.tolist() == pytest.approx([e["score"] for e in expected], abs=1e-6)

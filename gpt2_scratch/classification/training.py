@@ -137,8 +137,10 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
         trainer.train()
         after = evaluate_splits(trainer, encoded)
 
-        merge_lora(trainer.model).save_pretrained(workdir)
-        tokenizer.model_max_length = max_length  # what the classifier saw; pipeline(truncation=True) respects it
+        classifier = merge_lora(trainer.model)
+        classifier.config.classification_max_length = max_length  # the model reads no more, whoever calls it
+        classifier.save_pretrained(workdir)
+        tokenizer.model_max_length = max_length  # what the classifier saw: classify() truncates to it
         tokenizer.save_pretrained(workdir)
         metrics = {
             "labels": labels,

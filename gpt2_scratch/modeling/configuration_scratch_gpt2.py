@@ -39,6 +39,9 @@ class ScratchGPT2Config(PreTrainedConfig):
         initializer_range: standard deviation of the normal initialisation.
         pad_vocab_size_to_multiple_of: give the token embedding and the LM head this many rows rounded up (64 or 128
             make matmuls faster: 50257 -> 50304); the extra rows are never used and logits keep vocab_size columns.
+        classification_max_length: tokens a sequence classifier reads of each text (the length it was fine-tuned
+            with); longer inputs keep their first tokens, so that pipeline("text-classification") and plain calls
+            score a text as training saw it. None: no limit below n_positions.
     """
 
     model_type = "scratch-gpt2"
@@ -65,6 +68,7 @@ class ScratchGPT2Config(PreTrainedConfig):
     tie_word_embeddings: bool = True
     initializer_range: float = 0.02
     pad_vocab_size_to_multiple_of: int | None = None
+    classification_max_length: int | None = None
     use_cache: bool = True
     bos_token_id: int | None = 50256
     eos_token_id: int | list[int] | None = 50256
@@ -86,6 +90,12 @@ class ScratchGPT2Config(PreTrainedConfig):
         if multiple is not None and (not isinstance(multiple, int) or multiple <= 0):
             raise ValueError(
                 f"ScratchGPT2Config.pad_vocab_size_to_multiple_of must be a positive integer or None, got {multiple!r}."
+            )
+        length = self.classification_max_length
+        if length is not None and (not isinstance(length, int) or not 0 < length <= self.n_positions):
+            raise ValueError(
+                f"ScratchGPT2Config.classification_max_length must be None or between 1 and n_positions "
+                f"({self.n_positions}), got {length!r}."
             )
         if self.n_embd % self.n_head != 0:
             raise ValueError(

@@ -504,7 +504,13 @@ class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
         **kwargs,
     ) -> SequenceClassifierOutputWithPast | tuple:
         r"""labels: class ids (single-label), floats (regression when num_labels == 1) or multi-hot floats
-        (multi-label); config.problem_type fixes the choice, otherwise it is inferred as transformers does."""
+        (multi-label); config.problem_type fixes the choice, otherwise it is inferred as transformers does.
+
+        Rows longer than config.classification_max_length keep their first tokens (the classifier was trained on
+        those)."""
+        input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = self.keep_trained_length(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds
+        )
         outputs = self.transformer(
             input_ids,
             cache=cache if cache is not None else past_key_values,
@@ -535,6 +541,23 @@ class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
             **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
         )
         return output if self.wants_dict(return_dict) else output.to_tuple()
+
+    def keep_trained_length(self, input_ids, attention_mask, *per_position):
+        """The inputs cut to their first config.classification_max_length positions. That is each text's beginning
+        when rows are padded on the right (as our tokenizers pad); left-padded rows would lose text, so they are
+        refused."""
+        limit = self.config.classification_max_length
+        length = (input_ids if input_ids is not None else per_position[-1]).shape[1]
+        if limit is None or length <= limit:
+            return input_ids, attention_mask, *per_position
+        if attention_mask is not None and attention_mask.ndim == 2 and not attention_mask[:, 0].all():
+            raise ValueError(
+                f"Inputs of {length} tokens are longer than the {limit} this classifier was trained on, and some rows "
+                "are padded on the left, so cutting them to their first tokens would drop text: pad on the right "
+                f"(tokenizer.padding_side = 'right') or truncate to {limit} tokens before calling the model."
+            )
+        inputs = (input_ids, attention_mask, *per_position)
+        return tuple(None if tensor is None else tensor[:, :limit] for tensor in inputs)
 
     def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.config.problem_type is None:
