@@ -9,6 +9,7 @@ from transformers import GPT2LMHeadModel
 
 from oracles import TINY_GPT2, random_gpt2
 
+from gpt2_scratch.provenance import Provenance
 from gpt2_scratch.conversion import (
     LAYOUTS,
     convert,
@@ -94,7 +95,7 @@ def test_folder_round_trip_is_detected_and_bit_identical(source_for, tmp_path, l
     _, ours = source_for(layout)
     folder = save_model(ours, tmp_path / layout, layout=layout)
     assert (folder / LAYOUTS[layout].weights_file).is_file()
-    assert "Converted by" in (folder / "README.md").read_text()
+    assert Provenance.read(folder) == Provenance()  # a model in memory: its own run records where it came from
     assert detect_layout(folder) == layout
     back = load_model(folder)  # the head count travels in the layout's own config or metadata
     assert back.config.n_head == 4 and back.config.activation_function == ours.config.activation_function

@@ -273,7 +273,7 @@ def test_cards_name_the_data_and_base_a_run_used_and_no_local_path(tmp_path, tok
     from dataclasses import asdict
 
     from gpt2_scratch.classification.training import FineTuningSettings, provenance
-    from gpt2_scratch.instruct.finetune import InstructConfig, save_final_model
+    from gpt2_scratch.instruct.finetune import InstructConfig, instruction_provenance, save_final_model
     from gpt2_scratch.training import TrainConfig
 
     model = gpt2_scratch.ScratchGPT2ForCausalLM(tiny())
@@ -282,7 +282,9 @@ def test_cards_name_the_data_and_base_a_run_used_and_no_local_path(tmp_path, tok
 
     def instruct_card(name, **config):
         train_config = TrainConfig(out_dir=str(tmp_path / name), extra={"data": {"train": 8, "test": 1}})
-        save_final_model(model, tokenizer, tmp_path / name, InstructConfig(**config), train_config, metrics)
+        settings = InstructConfig(**config)
+        save_final_model(model, tokenizer, tmp_path / name, settings, train_config, metrics,
+                         instruction_provenance(settings))
         card = build_card(tmp_path / name / "model", "user/instruct")
         return card, rendered(card.text), str(card)
 
@@ -304,7 +306,7 @@ def test_cards_name_the_data_and_base_a_run_used_and_no_local_path(tmp_path, tok
         tiny(num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()}, pad_token_id=50256))
     settings = FineTuningSettings(base="openai-community/gpt2", data=str(tmp_path / "grievances.csv"))
     folder = save_checkpoint(tmp_path / "grievances", classifier, training_args=asdict(settings),
-                             provenance=provenance(settings), metrics={"test": {"accuracy": 0.8}})
+                             provenance=provenance(settings).to_dict(), metrics={"test": {"accuracy": 0.8}})
     card = build_card(folder, "user/grievances")
     assert {(r.dataset_type, r.dataset_name) for r in card.data.eval_results} == {("grievances", "grievances.csv")}
     assert "spam-detection" not in card.data.tags and "text-classification" in card.data.tags

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import gpt2_scratch
+from gpt2_scratch.provenance import Provenance
 from gpt2_scratch.data import tokenize_corpus, window_loaders
 from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
 from gpt2_scratch.training.generate import generate_text
@@ -48,7 +49,7 @@ def test_tiny_pretraining_learns_and_the_checkpoint_reloads(shared_data, tokeniz
     args = json.loads((checkpoint / "training_args.json").read_text())
     assert args["learning_rate"] == 3e-3 and args["extra"]["data"]["num_tokens"] == 5145
     assert json.loads((checkpoint / "metrics.json").read_text())["val_loss"] == end["val_loss"]
-    assert "val_loss" in (checkpoint / "README.md").read_text()
+    assert Provenance.read(checkpoint).kind == "pretrained" and Provenance.read(checkpoint).datasets == ["the-verdict.txt"]
 
     # A plain transformers load gives the trained model: its validation loss is the one logged at the end.
     model = AutoModelForCausalLM.from_pretrained(checkpoint)

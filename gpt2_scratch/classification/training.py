@@ -41,7 +41,7 @@ from transformers import (
 from ..conversion.hparams import LM_HEAD, SCORE
 from ..conversion.pretrained import load_pretrained
 from ..conversion.sources import check_readable
-from ..hub_cards.records import dataset_reference
+from ..provenance import Provenance, dataset_reference
 from ..resources import write_atomically
 from ..staging import staged_folder
 from ..tokenization import gpt2_tokenizer
@@ -53,7 +53,6 @@ from .plots import plot_confusion_matrix, plot_curves
 METRICS_FILE = "metrics.json"
 SETTINGS_FILE = "training_args.json"
 HISTORY_FILE = "history.json"
-PROVENANCE_FILE = "provenance.json"  # read by the model-card builder (docs/hub.md)
 SMS_SPAM_DATASET = {"type": "sms_spam", "name": "SMS Spam Collection"}
 LOSS_PLOT, ACCURACY_PLOT, CONFUSION_PLOT = "loss.png", "accuracy.png", "confusion_matrix.png"
 LOG_POINTS_PER_EPOCH = 10  # how often the training loss is logged, for a smooth loss curve
@@ -266,23 +265,23 @@ def write_run_records(folder: Path, settings: FineTuningSettings, metrics: dict,
         METRICS_FILE: metrics,
         SETTINGS_FILE: asdict(settings),
         HISTORY_FILE: history,
-        PROVENANCE_FILE: provenance(settings),
     }
     for name, content in records.items():
         write_atomically(folder / name, json.dumps(content, indent=2) + "\n")
+    provenance(settings).write(folder)
 
 
-def provenance(settings: FineTuningSettings) -> dict:
-    """Where the classifier comes from, in the schema the model cards read."""
+def provenance(settings: FineTuningSettings) -> Provenance:
+    """Where the classifier comes from."""
     methods = {"nothing": "full fine-tuning", "lora": "lora"}
     dataset = SMS_SPAM_DATASET if settings.data == "sms-spam" else dataset_reference(settings.data)
-    return {
-        "kind": "classifier",
-        "base_model": settings.base,
-        "method": methods.get(settings.freeze, f"fine-tuning with frozen weights ({settings.freeze})"),
-        "datasets": [dataset["name"]],
-        "eval_dataset": dataset,
-    }
+    return Provenance(
+        kind="classifier",
+        base_model=settings.base,
+        method=methods.get(settings.freeze, f"fine-tuning with frozen weights ({settings.freeze})"),
+        datasets=[dataset["name"]],
+        eval_dataset=dataset,
+    )
 
 
 def draw_plots(folder: Path, metrics: dict, history: list[dict]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..provenance import Provenance, is_hub_id
 from .engine import (
     AssumedHyperparametersWarning,
     LayoutMismatchError,
@@ -23,7 +24,9 @@ from .engine import (
 from .hparams import TOKEN_EMBEDDING, from_model, gpt2_config, to_config
 from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
-from .writers import DEFAULT_MAX_SHARD_BYTES, model_card, write_checkpoint
+from .writers import DEFAULT_MAX_SHARD_BYTES, write_checkpoint
+
+IN_MEMORY = ("model", "state_dict")  # Checkpoint containers that are no file anyone could name as a source
 
 DTYPES = {
     "float32": torch.float32,
@@ -186,7 +189,11 @@ def convert(
     plan = export_plan(target, hparams)
     source_dtype, tensors = peek_dtype(export_tensors(target, hparams, our_reader(bound, hparams)))
     out_dtype = parse_dtype(dtype) or source_dtype
-    card = model_card(checkpoint.origin, source_layout.name, target, hparams, out_dtype)
+    provenance = None if checkpoint.container in IN_MEMORY else Provenance(  # a model in memory: its run says
+        kind="converted", source=checkpoint.origin, layout=source_layout.name,
+        base_model=checkpoint.origin if is_hub_id(checkpoint.origin) else None,
+        dtype=str(out_dtype).removeprefix("torch.") if out_dtype != source_dtype else None,
+    )
     return write_checkpoint(
         Path(dst),
         target,
@@ -194,7 +201,7 @@ def convert(
         plan,
         tensors,
         out_dtype,
-        card,
+        provenance,
         tokenizer_folder=Path(tokenizer) if tokenizer is not None else checkpoint.folder,
         tokenizer_files={} if tokenizer is not None else checkpoint.tokenizer_files,
         max_shard_bytes=max_shard_bytes,

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from ..progress import progress_bar
+from ..provenance import Provenance
 from ..staging import staged_folder
 from .engine import ExportItem, IncompleteCheckpointWarning
-from .hparams import describe
 from .layout import Layout
 from .layouts.gguf import write_gguf
 from .layouts.llmc import write_llmc
@@ -34,7 +34,7 @@ def write_checkpoint(
     plan: list[ExportItem],
     tensors: Iterator[tuple[str, torch.Tensor]],
     dtype: torch.dtype,
-    card: str,
+    provenance: Provenance | None,
     tokenizer_folder: Path | None = None,
     tokenizer_files: dict[str, str] | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
@@ -56,7 +56,8 @@ def write_checkpoint(
         with progress_bar(total=len(plan), desc=f"writing {layout.name}", unit="tensor") as bar:
             WRITERS[layout.container](work, layout, hparams, plan, counting(tensors, bar), dtype, max_shard_bytes)
         layout.write_side_files(work, hparams, dtype)
-        (work / "README.md").write_text(card)
+        if provenance is not None:  # what the model card (gpt2-scratch card / push) says of the weights' origin
+            provenance.write(work)
     if not copied and layout.container in TOKENIZER_CONTAINERS:
         warnings.warn(
             f"the source has no tokenizer, so {dst} holds none and AutoTokenizer.from_pretrained will fail on it: "
@@ -111,18 +112,6 @@ def complete_tokenizer(work: Path, copied: list[str]) -> None:
         from ..tokenization import gpt2_tokenizer
 
         gpt2_tokenizer(work).save_pretrained(work)
-
-
-def model_card(origin: str, source_layout: str, target_layout: Layout, hparams: dict, dtype: torch.dtype) -> str:
-    """A short README.md naming where the weights came from."""
-    return (
-        "---\ntags:\n- gpt2\n- gpt2-scratch\n- converted\n---\n"
-        f"# GPT-2 ({describe(hparams)})\n\n"
-        f"Converted by `gpt2-scratch convert` from `{origin}` (layout `{source_layout}`) "
-        f"to the `{target_layout.name}` layout ({target_layout.description}), "
-        f"stored as {str(dtype).removeprefix('torch.')}.\n\n"
-        "Check it against its source with `gpt2-scratch verify SOURCE THIS_FOLDER`.\n"
-    )
 
 
 # Container writers by the name a layout gives in `Layout.container`.

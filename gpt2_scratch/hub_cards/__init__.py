@@ -8,6 +8,7 @@
 
 from .card import build_card, eval_results, write_card
 from .publish import publish, stage
-from .records import KINDS, read_records
+from ..provenance import KINDS
+from .records import read_records
 
 __all__ = ["KINDS", "build_card", "eval_results", "publish", "read_records", "stage", "write_card"]

@@ -15,7 +15,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..modeling import PRESETS
 from ..resources import write_atomically
-from .records import CheckpointRecords, Measurement, dataset_reference, is_local_path, public_name, read_records
+from ..provenance import dataset_reference, is_hub_id, is_local_path
+from .records import CheckpointRecords, Measurement, public_name, read_records
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -51,12 +52,10 @@ LICENSE_OF_ORIGIN = {"openai": "mit", "scratch": "apache-2.0", "random": "apache
 EXAMPLE_TEXTS = {SMS_SPAM_TYPE: ["You won a free cruise! Text WIN to 80082", "See you at dinner tonight?"],
                  None: ["A text like the ones it was trained on", "Another text to classify"]}
 
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # The names OpenAI's GPT-2 weights go by on the Hub, with and without the organisation.
 OPENAI_GPT2 = re.compile(r"(openai-community/)?gpt2(-medium|-large|-xl)?")
 # Where a base checkpoint's weights come from, by its kind (a fine-tuned base: from wherever its own base's came).
 ORIGIN_OF_KIND = {"converted": "openai", "pretrained": "scratch"}
-BASE_ORIGINS = ("openai", "scratch", "random")
 SPLIT_NAMES = {"train": "Train", "validation": "Validation", "test": "Test", None: ""}
 
 
@@ -84,9 +83,9 @@ def eval_dataset(records: CheckpointRecords) -> dict:
     on (its run measures every split of it), else the usual data of the kind."""
     data = records.training_args.get("data")
     if records.kind == "classifier" and isinstance(data, str) and data != SMS_SPAM:
-        dataset = records.provenance.get("eval_dataset") or dataset_reference(data)
+        dataset = records.provenance.eval_dataset or dataset_reference(data)
     else:
-        dataset = records.provenance.get("eval_dataset") or DEFAULT_EVAL_DATASETS[records.kind]
+        dataset = records.provenance.eval_dataset or DEFAULT_EVAL_DATASETS[records.kind]
     if is_local_path(dataset["type"]):  # recorded by an older run: model-index wants an id, the card no path
         return {"type": dataset_reference(dataset["type"])["type"], "name": public_name(dataset["name"])}
     return dataset
@@ -114,14 +113,14 @@ def _card_data(records: CheckpointRecords, repo_id: str) -> ModelCardData:
     provenance = records.provenance
     results = eval_results(records)
     return ModelCardData(
-        license=provenance.get("license") or LICENSE_OF_ORIGIN.get(base_origin(records),
+        license=provenance.license or LICENSE_OF_ORIGIN.get(base_origin(records),
                                                                    DEFAULT_LICENSES[records.kind]),
         language="en",
         library_name="transformers",
         pipeline_tag="text-classification" if records.kind == "classifier" else "text-generation",
         tags=[*COMMON_TAGS, *KIND_TAGS[records.kind], *(["spam-detection"] if _is_spam_classifier(records) else [])],
         base_model=_hub_id(base_model(records)),
-        datasets=[name for name in provenance.get("datasets", []) if _hub_id(name)] or None,
+        datasets=[name for name in provenance.datasets if _hub_id(name)] or None,
         metrics=sorted({r.metric_type for r in results}) or None,
         model_name=repo_id.split("/")[-1] if results else None,  # names the model in model-index, only there
         eval_results=results or None,
@@ -130,6 +129,7 @@ def _card_data(records: CheckpointRecords, repo_id: str) -> ModelCardData:
 
 def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
     config = records.config
+    provenance = records.provenance.to_dict()
     id2label = config.get("id2label") or {}
     return {
         "repo_id": repo_id,
@@ -146,11 +146,11 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
             "Activation": config.get("activation_function"),
             "Output head tied to the token embedding": "yes" if config.get("tie_word_embeddings", True) else "no",
         },
-        "provenance": {**records.provenance, **_public(records.provenance, "source", "base_model", "datasets")},
+        "provenance": {**provenance, **_public(provenance, "source", "base_model", "datasets")},
         "base_model": public_name(base) if (base := base_model(records)) else None,
         "base_origin": base_origin(records),
         "eval_dataset": eval_dataset(records),
-        "other_datasets": [name for name in _public(records.provenance, "datasets").get("datasets", [])
+        "other_datasets": [name for name in _public(provenance, "datasets").get("datasets", [])
                            if name != eval_dataset(records)["name"]],
         "example_texts": EXAMPLE_TEXTS[SMS_SPAM_TYPE if _is_spam_classifier(records) else None],
         **_hyperparameters(records.training_args),
@@ -209,7 +209,7 @@ def _pretty_name(m: Measurement) -> str:
 def base_model(records: CheckpointRecords) -> str | None:
     """The model this one was fine-tuned or converted from: provenance.json's "base_model", else the run's "base"."""
     args = records.training_args
-    return records.provenance.get("base_model") or args.get("base_model") or args.get("base")
+    return records.provenance.base_model or args.get("base_model") or args.get("base")
 
 
 def base_origin(records: CheckpointRecords) -> str | None:
@@ -221,14 +221,8 @@ def base_origin(records: CheckpointRecords) -> str | None:
     a folder without any is a conversion), and a fine-tuned base passes the question on to its own base."""
     seen = set()
     while True:
-        recorded = records.provenance.get("base_origin")
-        if recorded is not None:
-            if recorded not in BASE_ORIGINS:
-                raise ValueError(
-                    f"{records.directory / 'provenance.json'}: base_origin {recorded!r} is not one of "
-                    f"{', '.join(map(repr, BASE_ORIGINS))}; leave it out to let the card work it out from the base."
-                )
-            return recorded
+        if records.provenance.base_origin is not None:  # checked against BASE_ORIGINS when read
+            return records.provenance.base_origin
         base = base_model(records)
         if base is None:
             return None
@@ -248,4 +242,4 @@ def base_origin(records: CheckpointRecords) -> str | None:
 def _hub_id(name: str | None) -> str | None:
     """`name` if it is a Hub repository id ("user/name"), else None: the Hub rejects metadata naming anything else,
     such as a local folder, so those stay in the card's text only."""
-    return name if name and HUB_ID.fullmatch(name) and not Path(name).exists() else None
+    return name if is_hub_id(name) else None

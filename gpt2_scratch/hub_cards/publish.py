@@ -27,7 +27,8 @@ from ..conversion.sources import SafetensorsSource
 from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
 from ..modeling.modeling_scratch_gpt2 import auto_map
 from ..progress import progress_bar, progress_bars
-from .card import HUB_ID, build_card
+from ..provenance import HUB_ID
+from .card import build_card
 from .records import read_records, weight_files
 
 try:  # the HTTP client under huggingface_hub: httpx2 since huggingface_hub 2, httpx before

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..conversion.safetensors_stream import SafetensorsFile
+from ..provenance import Provenance, is_local_path
 
 CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")  # the training loop's periodic checkpoints
-KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
-
 RECORD_FILES = ("provenance.json", "training_args.json", "metrics.json", "metrics.jsonl")
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
-DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".txt", ".parquet", ".arrow", ".zip", ".gz")
 
 # The split a result was measured on, named by a key of metrics.json ("val_loss", {"test": {"accuracy": ...}}).
 SPLITS = {"train": "train", "training": "train", "val": "validation", "valid": "validation", "validation": "validation",
@@ -53,7 +50,7 @@ class CheckpointRecords:
     directory: Path
     config: dict
     parameter_count: int
-    provenance: dict = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
     training_args: dict = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
     confusion_matrix: list[list[int]] | None = None  # rows: true label, columns: predicted, on the test split
@@ -64,9 +61,8 @@ class CheckpointRecords:
     def kind(self) -> str:
         """provenance.json's "kind"; without one, a classification head makes a classifier, a recorded training run
         a from-scratch pretraining, and anything else a conversion."""
-        kind = self.provenance.get("kind")
-        if kind is not None:
-            return kind
+        if self.provenance.kind is not None:
+            return self.provenance.kind
         if any("SequenceClassification" in name for name in self.config.get("architectures") or []):
             return "classifier"
         return "pretrained" if self.training_args or self.measurements else "converted"
@@ -83,16 +79,12 @@ def read_records(directory: str | Path) -> CheckpointRecords:
             f"{directory} has no config.json: give a folder written by save_pretrained (a LoRA adapter folder must be "
             "merged into its base model first, with merge_and_unload)"
         )
-    provenance = _read_json_object(directory / "provenance.json")
     metrics = _read_json_object(directory / "metrics.json")
-    kind = provenance.get("kind")
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"{directory / 'provenance.json'}: kind {kind!r} is not one of {', '.join(KINDS)}")
     return CheckpointRecords(
         directory=directory,
         config=_read_json_object(config_path),
         parameter_count=count_parameters(directory),
-        provenance=provenance,
+        provenance=Provenance.read(directory),
         training_args=_read_json_object(directory / "training_args.json"),
         measurements=measurements_from(metrics),
         confusion_matrix=test_confusion_matrix(metrics),
@@ -101,25 +93,9 @@ def read_records(directory: str | Path) -> CheckpointRecords:
     )
 
 
-def is_local_path(name: str) -> bool:
-    """Whether `name` names a file or folder on this machine (absolute, present here, or a data file by its suffix)
-    rather than a Hub repository or a preset: cards show only its last component, never where it lives."""
-    path = Path(name)
-    return path.is_absolute() or os.path.exists(name) or path.suffix.lower() in DATA_SUFFIXES
-
-
 def public_name(name: str) -> str:
     """`name` as a public card may show it: a local path by its last component, anything else unchanged."""
     return Path(name).name if is_local_path(name) else name
-
-
-def dataset_reference(source: str) -> dict:
-    """The {"type", "name"} of the data set `source` for provenance.json's "eval_dataset": a Hub id as it is; a
-    local file or folder by its name, with a slug of its stem as the type (model-index wants an id, not a path)."""
-    if not is_local_path(source):
-        return {"type": source, "name": source}
-    path = Path(source)
-    return {"type": re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-") or "local", "name": path.name}
 
 
 def find_plots(directory: Path) -> list[Path]:

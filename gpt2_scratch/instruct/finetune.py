@@ -28,7 +28,7 @@ import torch
 from ..evaluation.judge import ChatCompletionsJudge, judge_responses
 from ..evaluation.perplexity import loss_and_perplexity
 from ..hub_cards.card import DEFAULT_EVAL_DATASETS
-from ..hub_cards.records import dataset_reference
+from ..provenance import Provenance, dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
 from ..staging import staged_folder
 from ..training import TrainConfig, make_loader, train
@@ -157,7 +157,8 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
         extra={**train_config.extra, "instruct": asdict(config), "data": splits.sizes(),
                "parameters": count_parameters(trained)},
     )
-    result = train(trained, tokenizer, train_loader, val_loader, train_config, accelerator)
+    provenance = instruction_provenance(config)
+    result = train(trained, tokenizer, train_loader, val_loader, train_config, accelerator, provenance)
 
     checkpoint = Path(result["checkpoint"])
     final = final_model(checkpoint, config, accelerator.device)
@@ -170,7 +171,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
             judged = judge_responses(records, ChatCompletionsJudge(config.judge_url, config.judge_model), template)
             judged.save(out_dir / JUDGE_FILE)
             metrics["judge_score"] = judged.average
-        save_final_model(final, tokenizer, out_dir, config, train_config, metrics)
+        save_final_model(final, tokenizer, out_dir, config, train_config, metrics, provenance)
         if config.lora:
             save_adapter(checkpoint, config, tokenizer, out_dir)
     accelerator.end_training()  # waits for every process, then closes the process group
@@ -253,21 +254,24 @@ def respond(model, tokenizer, records: list[dict], template, config: InstructCon
     return with_responses(records, responses)
 
 
+def instruction_provenance(config: InstructConfig) -> Provenance:
+    dataset = dataset_reference(config.data) if config.data else DEFAULT_EVAL_DATASETS["instruction-tuned"]
+    return Provenance(kind="instruction-tuned", base_model=config.model,
+                      method="lora" if config.lora else "full fine-tuning",
+                      datasets=[dataset["name"]], eval_dataset=dataset)
+
+
 def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, train_config: TrainConfig,
-                     metrics: dict) -> None:
+                     metrics: dict, provenance: Provenance) -> None:
     """out_dir/model: a plain checkpoint with the records a model card is built from (built under a temporary
     name and renamed into place, replacing an earlier one)."""
     training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
                      **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
-    dataset = dataset_reference(config.data) if config.data else DEFAULT_EVAL_DATASETS["instruction-tuned"]
-    provenance = {"kind": "instruction-tuned", "base_model": config.model,
-                  "method": "lora" if config.lora else "full fine-tuning",
-                  "datasets": [dataset["name"]], "eval_dataset": dataset}
     with staged_folder(out_dir / FINAL_MODEL_DIR, replace=True) as target:
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
-        for name, payload in (("training_args.json", training_args), ("metrics.json", metrics),
-                              ("provenance.json", provenance)):
+        for name, payload in (("training_args.json", training_args), ("metrics.json", metrics)):
             (target / name).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        provenance.write(target)
         if (out_dir / "loss.png").is_file():
             shutil.copyfile(out_dir / "loss.png", target / "loss.png")

@@ -3,7 +3,8 @@
 A checkpoint `out_dir/checkpoint-<step>/` holds
 - config.json, generation_config.json, model.safetensors: the model, loadable with AutoModelForCausalLM;
 - the tokenizer files (tokenizer.json, tokenizer_config.json, ...);
-- training_args.json: the TrainConfig and facts about the run; metrics.json: the last evaluation; README.md: a card;
+- training_args.json: the TrainConfig and facts about the run; metrics.json: the last evaluation;
+  provenance.json: what the model is and where it came from, which its model card reads;
 - optimizer.pt, trainer_state.json (step, epoch, data position, losses since the last evaluation),
   rng_state_<rank>.pt: the training state.
 It is written into a hidden temporary folder and renamed into place, so a killed run never leaves half of one.
@@ -80,7 +81,7 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, progress: Progress
                     files: dict) -> Path:
     """Write checkpoint-<step> atomically on every process's behalf and return its path. `rng_state` is this
     process's `rng_states()` at that step; `files` maps extra file names (training_args.json, metrics.json,
-    README.md) to their text."""
+    provenance.json) to their text."""
     final = Path(out_dir) / f"checkpoint-{progress.step}"
     # The main process stages the folder (a re-run of the same step replaces it); every process writes into it.
     with (staged_folder(final, replace=True) if accelerator.is_main_process else nullcontext()) as staging:
@@ -226,48 +227,6 @@ def restore_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def model_card(training_args: dict, metrics: dict) -> str:
-    """A short README.md for a checkpoint: what it is, how it was trained, how it scored, how to load it."""
-    model = training_args.get("extra", {}).get("model", {})
-    data = training_args.get("extra", {}).get("data", {})
-    rows = "\n".join(f"| {key} | {value} |" for key, value in metrics.items() if not isinstance(value, (dict, list)))
-    settings = ", ".join(
-        f"{key}={training_args[key]}"
-        for key in ("epochs", "learning_rate", "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip",
-                    "batch_size", "grad_accum_steps", "seed", "mixed_precision")
-        if key in training_args
-    )
-    return f"""---
-library_name: transformers
-tags: [gpt2, scratch-gpt2, from-scratch, causal-lm]
----
-# ScratchGPT2 pretrained from scratch
-
-A GPT-2-architecture causal language model (`model_type: scratch-gpt2`) trained from random weights with
-`gpt2-scratch pretrain`. Draft card: the facts below come from training_args.json and metrics.json.
-
-- Model: {json.dumps(model) if model else "see config.json"}
-- Data: {json.dumps(data) if data else "not recorded"}
-- Training: {settings}
-
-| metric | value |
-|---|---|
-{rows}
-
-## Use
-
-```python
-import gpt2_scratch  # registers the model with transformers' Auto classes
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
-```
-
-Trained on a small corpus, it reproduces the style of its training text and generalises little.
-"""
 
 
 def write_json(path: str | Path, payload: dict) -> None:

@@ -24,12 +24,12 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm  # tqdm.write: a line between bars
 
 from ..progress import progress_bar
+from ..provenance import FILE_NAME as PROVENANCE_FILE, Provenance
 from ..staging import reporting_full_disk
 from .checkpoint import (
     Progress,
     UnreadableCheckpointError,
     load_training_state,
-    model_card,
     prune_checkpoints,
     refuse_changed_settings,
     resolve_resume,
@@ -55,7 +55,8 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
                        cpu=cpu_processes)
 
 
-def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator | None = None) -> dict:
+def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator | None = None,
+          provenance: Provenance | None = None) -> dict:
     """Train `model` (a causal LM returning `.loss` for `labels`) and return the final metrics.
 
     Loaders yield dicts with `input_ids`, `labels` (-100 = ignored; the model shifts them) and optionally
@@ -63,19 +64,30 @@ def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accel
     (`gpt2_scratch.training.make_loader` builds such loaders). Writes checkpoints, `config.log_file` and
     loss.png into `config.out_dir`; the returned dict also names the final checkpoint. An `accelerator` passed in
     stays usable afterwards (its process group is not destroyed), so the caller can go on with collective work.
+    `provenance` goes into every checkpoint (default: a model pretrained from scratch on the run's data).
     """
     with reporting_full_disk(Path(config.out_dir)):  # the metrics log, plots and checkpoints all go there
         if accelerator is None:
-            return Trainer(model, tokenizer, train_loader, val_loader, config, make_accelerator(config)).run()
-        return Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator=False).run()
+            accelerator, owns_accelerator = make_accelerator(config), True
+        else:
+            owns_accelerator = False
+        loop = Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator, provenance)
+        return loop.run()
+
+
+def pretraining_provenance(config: TrainConfig) -> Provenance:
+    """A model trained from random weights on the data the run recorded (config.extra["data"]["source"])."""
+    source = config.extra.get("data", {}).get("source")
+    return Provenance(kind="pretrained", source=source, datasets=[Path(source).name] if source else [])
 
 
 class Trainer:
     """The state of one run and its steps; `train()` is the way in."""
 
     def __init__(self, model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator,
-                 owns_accelerator: bool = True):
+                 owns_accelerator: bool = True, provenance: Provenance | None = None):
         self.config, self.accelerator, self.tokenizer = config, accelerator, tokenizer
+        self.provenance = provenance or pretraining_provenance(config)
         self.owns_accelerator = owns_accelerator
         self.out_dir = Path(config.out_dir)
         set_seed(config.seed)
@@ -282,7 +294,7 @@ class Trainer:
         files = {
             "training_args.json": json.dumps(training_args, indent=2, default=str),
             "metrics.json": json.dumps(self.last_metrics, indent=2),
-            "README.md": model_card(training_args, self.last_metrics),
+            PROVENANCE_FILE: json.dumps(self.provenance.to_dict(), indent=2),
         }
         self.pending_checkpoint = (copy.deepcopy(self.progress), rng_states(), files)
 
