@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     model.add_argument("--n-head", type=int, help="override the preset's attention heads")
     model.add_argument("--context", type=int, help="override the preset's context length (n_positions)")
     model.add_argument("--dropout", type=float, help="dropout on embeddings, attention and residuals")
+    model.add_argument("--untied-head", action="store_true",
+                       help="give the output head its own weights instead of sharing the token embedding's")
+    model.add_argument("--no-qkv-bias", action="store_true",
+                       help="query/key/value projections without bias (as in the book)")
 
     training = parser.add_argument_group("training")
     training.add_argument("--out", default="runs/pretrain", help="run folder (default: runs/pretrain)")
@@ -84,6 +88,10 @@ def run(args) -> int:
     )
     overrides = {name: value for name, value in [("n_layer", args.n_layer), ("n_embd", args.n_embd),
                  ("n_head", args.n_head), ("n_positions", args.context)] if value is not None}
+    if args.untied_head:
+        overrides["tie_word_embeddings"] = False
+    if args.no_qkv_bias:
+        overrides["qkv_bias"] = False
     if args.dropout is not None:
         overrides.update(embd_pdrop=args.dropout, attn_pdrop=args.dropout, resid_pdrop=args.dropout)
     tokenizer = None

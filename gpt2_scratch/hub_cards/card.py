@@ -16,7 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from ..modeling import PRESETS
 from ..resources import write_atomically
 from ..provenance import dataset_reference, is_hub_id, is_local_path
-from .records import CheckpointRecords, Measurement, public_name, read_records
+from .records import CheckpointRecords, Measurement, model_folder, public_name, read_records
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -73,7 +73,7 @@ def build_card(checkpoint_dir: str | Path, repo_id: str | None = None) -> ModelC
 
 def write_card(checkpoint_dir: str | Path, repo_id: str | None = None, output: str | Path | None = None) -> Path:
     """Write the card of `checkpoint_dir` to `output` (default: README.md inside the checkpoint) and return its path."""
-    output = Path(output) if output is not None else Path(checkpoint_dir) / "README.md"
+    output = Path(output) if output is not None else model_folder(checkpoint_dir) / "README.md"
     write_atomically(output, str(build_card(checkpoint_dir, repo_id)))
     return output
 

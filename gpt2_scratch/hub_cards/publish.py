@@ -29,7 +29,7 @@ from ..modeling.modeling_scratch_gpt2 import auto_map
 from ..progress import progress_bar, progress_bars
 from ..provenance import HUB_ID
 from .card import build_card
-from .records import read_records, weight_files
+from .records import model_folder, read_records, weight_files
 
 try:  # the HTTP client under huggingface_hub: httpx2 since huggingface_hub 2, httpx before
     from httpx2 import HTTPError as TransportError
@@ -52,7 +52,7 @@ def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | No
     The weights are checked against the model from their headers (CheckpointMismatchError when they do not fit it)
     and copied as they are, never loaded; only a checkpoint whose shards do not suit `max_shard_size` is re-sharded,
     one tensor at a time."""
-    checkpoint_dir, staging_dir = Path(checkpoint_dir), Path(staging_dir)
+    checkpoint_dir, staging_dir = model_folder(checkpoint_dir), Path(staging_dir)
     records = read_records(checkpoint_dir)  # fails early, with a clear message, on a folder that is no checkpoint
     if staging_dir.exists() and any(staging_dir.iterdir()):
         raise ValueError(f"the staging folder {staging_dir} is not empty: give a new or empty folder")
@@ -79,7 +79,8 @@ def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | No
 def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = None, revision: str | None = None,
             create_pr: bool = False, token: str | None = None, commit_message: str | None = None,
             max_shard_size: str | int = "1GB", endpoint: str | None = None, progress: bool = True) -> CommitInfo:
-    """Push the checkpoint in `checkpoint_dir` to the Hub repository `repo_id` ("user/name") in one commit.
+    """Push the checkpoint in `checkpoint_dir` (or a run folder's final model: see model_folder) to the Hub
+    repository `repo_id` ("user/name") in one commit.
 
     The repository is created if needed (`private` applies only then). `revision` names the branch to commit to
     (created from main if missing); `create_pr=True` opens a pull request instead of committing to it. The token
@@ -96,6 +97,7 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
             "no Hugging Face token: log in with `hf auth login` or set HF_TOKEN to a token with write access "
             f"(https://huggingface.co/settings/tokens). Nothing was uploaded; {checkpoint_dir} is unchanged."
         )
+    checkpoint_dir = model_folder(checkpoint_dir)
     check_readable(checkpoint_dir)  # headers and config: milliseconds; a corrupt file is named before the Hub is asked
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(api, repo_id, checkpoint_dir):

@@ -68,9 +68,22 @@ class CheckpointRecords:
         return "pretrained" if self.training_args or self.measurements else "converted"
 
 
+def model_folder(folder: str | Path) -> Path:
+    """The checkpoint a folder stands for: itself when it holds config.json; for a run folder, the final model that
+    `instruct` writes (model/), else the newest of the training loop's checkpoint-<step> folders."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() or not folder.is_dir():
+        return folder
+    if (folder / "model" / "config.json").is_file():
+        return folder / "model"
+    steps = [p for p in folder.iterdir() if CHECKPOINT_FOLDER.fullmatch(p.name) and (p / "config.json").is_file()]
+    return max(steps, key=lambda p: int(p.name.removeprefix("checkpoint-")), default=folder)
+
+
 def read_records(directory: str | Path) -> CheckpointRecords:
-    """Read everything the card needs from a checkpoint directory; only config.json is required."""
-    directory = Path(directory)
+    """Read everything the card needs from a checkpoint directory (or a run folder: see model_folder); only
+    config.json is required."""
+    directory = model_folder(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory: give the folder a checkpoint was saved into")
     config_path = directory / "config.json"

@@ -23,7 +23,9 @@ MAX_REPORTED_ERRORS = 10
 
 
 def load_records(source=None) -> list[dict]:
-    """Instruction records from `source`, checked (see `check_records`).
+    """Instruction records from `source`, checked (see `check_records`). Records in the chat format, a user's then
+    an assistant's message (`{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}`, as reasoning data sets
+    such as AM-DeepSeek-R1-Distilled store them), become instruction and output.
 
     `source` is one of: None (the course's instruction-data.json, fetched and verified); a path to a JSON file
     holding a list of records, a JSONL file (one record a line), or a folder saved with `Dataset.save_to_disk`;
@@ -37,8 +39,26 @@ def load_records(source=None) -> list[dict]:
         records = [dict(record) if isinstance(record, Mapping) else record for record in source]
     else:
         raise ValueError(f"cannot read instruction records from a {type(source).__name__}; pass a path or a list.")
+    records = [from_chat(index, record) for index, record in enumerate(records)]
     check_records(records)
     return records
+
+
+def from_chat(index: int, record):
+    """A chat-format record as an instruction record (the user's message the instruction, the assistant's the
+    output, its reasoning included); any other record as it is."""
+    if not isinstance(record, Mapping) or "messages" not in record or "instruction" in record:
+        return record
+    messages = record["messages"]
+    roles = [m.get("role") for m in messages] if isinstance(messages, list) and all(
+        isinstance(m, Mapping) and isinstance(m.get("content"), str) for m in messages) else None
+    if roles != ["user", "assistant"]:
+        raise ValueError(
+            f"record {index}: a chat record needs two messages with string contents, the user's then the "
+            f"assistant's; got roles {roles}"
+        )
+    rest = {key: value for key, value in record.items() if key != "messages"}
+    return {**rest, "instruction": messages[0]["content"], "input": "", "output": messages[1]["content"]}
 
 
 def _is_hf_dataset(source) -> bool:
