@@ -176,3 +176,18 @@ def test_collator_loss_equals_the_course_pre_shifted_cross_entropy(records, toke
         course = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=X)
     assert (targets != X).sum() == (batch["labels"][:, 1:] != X).sum()
     torch.testing.assert_close(ours, course, rtol=1e-5, atol=1e-6)
+
+
+def test_chat_format_records_become_instruction_and_response(tmp_path):
+    """Reasoning data sets (AM-DeepSeek-R1-Distilled) store a user and an assistant message per record."""
+    answer = "<think>\nAdd the two.\n</think>\n<answer>\n4\n</answer>"
+    lines = [{"messages": [{"role": "user", "content": "What is 2 + 2?"},
+                           {"role": "assistant", "content": answer}], "source": "math"}]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert load_records(tmp_path / "chat.jsonl") == [
+        {"source": "math", "instruction": "What is 2 + 2?", "input": "", "output": answer}]
+
+    lines.append({"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "again"}]})
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(ValueError, match=r"record 1: a chat record needs two messages .* got roles \['user', 'user'\]"):
+        load_records(tmp_path / "chat.jsonl")
