@@ -334,7 +334,7 @@ def gigabytes(measurement: dict) -> tuple[float, float]:
 def write_random_checkpoint(size: str, folder: Path) -> float:
     """A checkpoint of ours with random weights, written tensor by tensor so that even the XL preset (6.2 GB in
     float32) never sits in memory; returns the size of its weights in GB."""
-    from gpt2_scratch.conversion.safetensors_stream import write_shard
+    from gpt2_scratch.conversion.containers.safetensors_stream import write_shard
 
     config = ScratchGPT2Config.from_preset(size)
     with torch.device("meta"):

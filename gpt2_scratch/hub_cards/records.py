@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..conversion.safetensors_stream import SafetensorsFile
+from ..conversion.containers.safetensors_stream import SafetensorsFile
 
 CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")  # the training loop's periodic checkpoints
 KINDS = ("converted", "pretrained", "classifier", "instruction-tuned")
