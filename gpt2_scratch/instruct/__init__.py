@@ -6,7 +6,7 @@ from .collate import IGNORE_INDEX, InstructionCollator
 from .data import InstructionDataset, InstructionSplits, check_records, encode_record, load_records, split_records
 from .generation import generate_responses, save_responses, with_responses
 from .lora import LORA_TARGET_MODULES, add_lora, count_parameters, merge_lora
-from .templates import ALPACA, PHI3, TEMPLATES, PromptTemplate, get_template
+from ..data.templates import ALPACA, PHI3, TEMPLATES, PromptTemplate, get_template
 
 __all__ = [
     "IGNORE_INDEX",

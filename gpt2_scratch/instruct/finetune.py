@@ -37,7 +37,7 @@ from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
 from .generation import generate_responses, save_responses, with_responses
 from .lora import LORA_TARGET_MODULES, add_lora, count_parameters, merge_lora
-from .templates import get_template
+from ..data.templates import get_template
 
 RESPONSES_FILE = "instruction-data-with-response.json"
 JUDGE_FILE = "judge-scores.json"
