@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...modeling.configuration_scratch_gpt2 import padded_vocab_size
 from . import TensorSource
 
 MAGIC = 20240326
@@ -23,7 +24,7 @@ VOCAB_MULTIPLE = 128
 
 
 def padded_vocab(vocab_size: int) -> int:
-    return math.ceil(vocab_size / VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    return padded_vocab_size(vocab_size, VOCAB_MULTIPLE)
 
 
 def read_header(path: Path) -> list[int]:
