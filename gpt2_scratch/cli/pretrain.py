@@ -88,7 +88,9 @@ def run(args) -> int:
     overrides = {name: value for name, value in [("n_layer", args.n_layer), ("n_embd", args.n_embd),
                  ("n_head", args.n_head), ("n_positions", args.context)] if value is not None}
     if args.dropout is not None:
-        overrides.update(embd_pdrop=args.dropout, attn_pdrop=args.dropout, resid_pdrop=args.dropout)
+        from gpt2_scratch.modeling.configuration_scratch_gpt2 import dropouts
+
+        overrides.update(dropouts(args.dropout))
     tokenizer = None
     if args.tokenizer:
         from gpt2_scratch.tokenization import gpt2_tokenizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ...modeling.configuration_scratch_gpt2 import dropouts
 from ...modeling.modeling_scratch_gpt2 import auto_map
 from ..hparams import gpt2_config, model_class, to_config
 from ..layout import ANY_GELU, EXACT_GELU, ZEROS, CopyOf, Layout, rule
@@ -154,7 +155,7 @@ class NanoGPTLayout(Layout):
             "vocab_size": args.get("vocab_size"),
         }
         if "dropout" in args:
-            found.update(embd_pdrop=args["dropout"], attn_pdrop=args["dropout"], resid_pdrop=args["dropout"])
+            found.update(dropouts(args["dropout"]))
         return {name: value for name, value in found.items() if value is not None}
 
     def wrap_state_dict(self, state_dict, hparams):
