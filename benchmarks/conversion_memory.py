@@ -25,7 +25,7 @@ import torch
 from gpt2_scratch.conversion.engine import export_plan
 from gpt2_scratch.conversion.hparams import DEFAULT_HPARAMS, gpt2_config
 from gpt2_scratch.conversion.layouts import LAYOUTS
-from gpt2_scratch.conversion.safetensors_stream import write_sharded
+from gpt2_scratch.conversion.containers.safetensors_stream import write_sharded
 from gpt2_scratch.modeling import PRESETS
 
 CHILD = """

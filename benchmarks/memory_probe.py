@@ -58,7 +58,7 @@ def load(impl: str, checkpoint: str, dtype: torch.dtype):
 
 
 def train(impl: str, size: str, batch: int, seq: int):
-    from gpt2_scratch.conversion.api import gpt2_config
+    from gpt2_scratch.conversion.hparams import gpt2_config
     from gpt2_scratch.conversion.hparams import from_config
 
     torch.manual_seed(0)

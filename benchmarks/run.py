@@ -44,6 +44,7 @@ from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
 from gpt2_scratch.conversion import to_transformers_gpt2  # noqa: E402
 from gpt2_scratch.generation import generate_tokens  # noqa: E402
 from gpt2_scratch.speed import decoding_layout, pad_vocabulary  # noqa: E402
+from gpt2_scratch.training.evaluation import flops_per_token  # noqa: E402
 
 SECTIONS = ("forward", "train", "generate", "mfu", "memory")
 
@@ -279,15 +280,6 @@ def matmul_ceiling(plan: Plan, dtype: torch.dtype) -> list[float]:
     ]
 
 
-def forward_flops_per_token(config, seq: int) -> float:
-    """2 FLOPs per weight of every matmul (the blocks and the LM head; embedding look-ups are free), plus attention:
-    4 * seq * width per layer (scores and weighted values over the whole, unmasked, seq x seq square)."""
-    width, layers = config.n_embd, config.n_layer
-    per_block = 3 * width * width + width * width + 2 * width * config.intermediate_size
-    matmul_weights = layers * per_block + width * config.vocab_size
-    return 2 * matmul_weights + 4 * layers * seq * width
-
-
 def bench_mfu(report: Report, size: str, plan: Plan):
     """Achieved FLOP/s of the forward and training rows already measured, as a share of the matmul ceiling."""
     config = ScratchGPT2Config.from_preset(size)
@@ -301,7 +293,7 @@ def bench_mfu(report: Report, size: str, plan: Plan):
             continue
         shape, dtype_name = row.case.split()[:2]
         seq = int(shape.split("x")[1])
-        flops = forward_flops_per_token(config, seq) * (3 if row.section == "train" else 1)
+        flops = flops_per_token(config, seq) / (1 if row.section == "train" else 3)  # training: 3 forwards' worth
 
         def share(tokens_per_second):
             return [100 * t * flops / best_ceiling[dtype_name] for t in tokens_per_second]
@@ -334,7 +326,7 @@ def gigabytes(measurement: dict) -> tuple[float, float]:
 def write_random_checkpoint(size: str, folder: Path) -> float:
     """A checkpoint of ours with random weights, written tensor by tensor so that even the XL preset (6.2 GB in
     float32) never sits in memory; returns the size of its weights in GB."""
-    from gpt2_scratch.conversion.safetensors_stream import write_shard
+    from gpt2_scratch.conversion.containers.safetensors_stream import write_shard
 
     config = ScratchGPT2Config.from_preset(size)
     with torch.device("meta"):

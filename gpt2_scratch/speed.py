@@ -116,7 +116,7 @@ def load_low_memory(folder: str | os.PathLike, dtype: torch.dtype | None = None)
     tensor is read with positioned reads, not a memory map, and cast before the next is read."""
     from gpt2_scratch import modeling
     from gpt2_scratch.conversion.pretrained import CheckpointMismatchError
-    from gpt2_scratch.conversion.safetensors_stream import SafetensorsFile
+    from gpt2_scratch.conversion.containers.safetensors_stream import SafetensorsFile
 
     folder = Path(folder)
     files = sorted(folder.glob("*.safetensors"))

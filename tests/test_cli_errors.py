@@ -202,7 +202,7 @@ def failing_writes(after_bytes: int):
 
 
 def test_a_full_disk_during_convert_names_the_folder_and_leaves_nothing(model, tmp_path, capsys, monkeypatch):
-    import gpt2_scratch.conversion.safetensors_stream as safetensors_stream
+    import gpt2_scratch.conversion.containers.safetensors_stream as safetensors_stream
 
     monkeypatch.setattr(safetensors_stream, "open", failing_writes(10_000), raising=False)
     out = tmp_path / "converted" / "out"

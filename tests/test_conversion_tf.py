@@ -12,7 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from gpt2_scratch.provenance import Provenance
 from gpt2_scratch.conversion import convert, detect_layout, load_model, save_model
-from gpt2_scratch.conversion.tf_bundle import TFBundleSource, crc32c, crc32c_large, mask
+from gpt2_scratch.conversion.containers.tf_bundle import TFBundleSource, crc32c, crc32c_large, mask
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openai_tf_tiny"
 

@@ -20,7 +20,7 @@ from gpt2_scratch.provenance import Provenance
 from gpt2_scratch.data import tokenize_corpus, window_loaders
 from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
 from gpt2_scratch.training.generate import generate_text
-from gpt2_scratch.training.loop import Trainer, make_accelerator
+from gpt2_scratch.training.loop import PretrainLoop, make_accelerator
 from gpt2_scratch.training.pretrain import pretrain
 
 TINY = dict(n_positions=64)  # the tiny preset (2 layers, 64 wide) with a short context: fast on a CPU
@@ -157,7 +157,7 @@ def test_a_resumed_run_follows_its_new_schedule_and_records_it(verdict_loaders, 
 
     train(tiny(), tokenizer, *verdict_loaders, config(learning_rate=2e-3, warmup_steps=1, max_steps=2))
     resumed = config(learning_rate=1e-4, min_lr_ratio=0.5, weight_decay=0.01, max_steps=6, resume=True)
-    trainer = Trainer(tiny(), tokenizer, *verdict_loaders, resumed, make_accelerator(resumed))
+    trainer = PretrainLoop(tiny(), tokenizer, *verdict_loaders, resumed, make_accelerator(resumed))
     trainer.run()
 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

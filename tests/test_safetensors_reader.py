@@ -12,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 from oracles import random_gpt2
 
 from gpt2_scratch.cli import main
-from gpt2_scratch.conversion.safetensors_stream import SafetensorsFile
+from gpt2_scratch.conversion.containers.safetensors_stream import SafetensorsFile
 
 F32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 NEXT_F32 = {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}

@@ -8,8 +8,9 @@
 - Inference: `classify`, `load_classifier`.
 """
 
+from ..lora import merge_lora, parameter_counts
 from .data import label_names_of, load_labelled_texts, tokenize_splits
-from .freezing import POLICIES, apply_freezing, merge_lora, parameter_counts, trainable_parameter_names
+from .freezing import POLICIES, apply_freezing, trainable_parameter_names
 from .inference import classify, load_classifier
 from .metrics import ClassificationMetrics, load_metric, metric_path
 from .sms_spam import balanced_splits, read_sms_spam, sms_spam_splits, write_splits

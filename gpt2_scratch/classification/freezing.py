@@ -7,18 +7,18 @@ A policy names what stays frozen, so that it reads naturally after `--freeze`:
 - "all-but-last-N-blocks" (e.g. "all-but-last-3-blocks"): the last N blocks, the final LayerNorm and the head.
 - "nothing": every weight trains.
 - "lora": every pretrained weight stays frozen; low-rank adapters (peft's LoRA) on the attention and MLP projections
-  (c_attn, c_proj, c_fc) of every block train, and so does the head. `merge_lora` folds them back in for saving.
+  (c_attn, c_proj, c_fc) of every block train, and so does the head. `gpt2_scratch.lora.merge_lora` folds them back in for saving.
 """
 
 from __future__ import annotations
 
 import re
 
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 
+from ..lora import add_lora
+
 POLICIES = ("all-but-head", "all-but-last-block", "all-but-last-N-blocks", "nothing", "lora")
-LORA_TARGET_MODULES = ["c_attn", "c_proj", "c_fc"]
 _LAST_BLOCKS = re.compile(r"all-but-last-(\d+)-blocks")
 
 
@@ -26,7 +26,7 @@ def apply_freezing(model: nn.Module, policy: str, lora_rank: int = 8, lora_alpha
     """Freeze `model` (a ScratchGPT2ForSequenceClassification) according to `policy` and return the model to train:
     the same object, or for "lora" a peft model wrapping it."""
     if policy == "lora":
-        return add_lora(model, lora_rank, lora_alpha)
+        return add_lora(model, lora_rank, lora_alpha, dropout=0.0)
     if policy == "nothing":
         model.requires_grad_(True)
         return model
@@ -58,32 +58,5 @@ def trainable_block_count(policy: str, n_layer: int) -> int:
     return count
 
 
-def add_lora(model: nn.Module, rank: int, alpha: int) -> PeftModel:
-    if rank < 1:
-        raise ValueError(f"lora_rank must be a positive integer, got {rank}")
-    config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,  # also keeps the new head (`score`) fully trainable
-        r=rank,
-        lora_alpha=alpha,
-        lora_dropout=0.0,
-        target_modules=LORA_TARGET_MODULES,
-    )
-    return get_peft_model(model, config)
-
-
-def merge_lora(model: nn.Module) -> nn.Module:
-    """The plain model to save: LoRA adapters folded into the weights they adapt (a no-op without LoRA)."""
-    return model.merge_and_unload() if isinstance(model, PeftModel) else model
-
-
 def trainable_parameter_names(model: nn.Module) -> list[str]:
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
-
-
-def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Trainable and total parameter counts (tied weights counted once, as named_parameters does)."""
-    parameters = list(model.parameters())
-    return {
-        "trainable": sum(p.numel() for p in parameters if p.requires_grad),
-        "total": sum(p.numel() for p in parameters),
-    }

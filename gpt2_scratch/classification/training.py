@@ -39,6 +39,8 @@ from transformers import (
 )
 
 from ..conversion.hparams import LM_HEAD, SCORE
+from ..lora import merge_lora, parameter_counts
+from ..modeling.configuration_scratch_gpt2 import dropouts
 from ..conversion.pretrained import load_pretrained
 from ..conversion.sources import check_readable
 from ..provenance import Provenance, dataset_reference
@@ -46,7 +48,7 @@ from ..resources import write_atomically
 from ..staging import staged_folder
 from ..tokenization import gpt2_tokenizer
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
-from .freezing import apply_freezing, merge_lora, parameter_counts
+from .freezing import apply_freezing
 from .metrics import ClassificationMetrics
 from .plots import plot_confusion_matrix, plot_curves
 
@@ -169,7 +171,7 @@ def load_tokenizer(name_or_path) -> PreTrainedTokenizerBase:
 def classification_model(base: str, labels: list[str], tokenizer, dropout: float | None = None):
     """`base` (a causal-LM or classifier checkpoint of ours, or converted OpenAI weights) with a fresh `score` head
     for `labels`, in float32 for training. Only the head may be new: every other tensor must come from `base`."""
-    overrides = {} if dropout is None else {"embd_pdrop": dropout, "attn_pdrop": dropout, "resid_pdrop": dropout}
+    overrides = {} if dropout is None else dropouts(dropout)
     model = load_pretrained(
         AutoModelForSequenceClassification,
         base,

@@ -1,8 +1,9 @@
 """The `gpt2-scratch` command line: one thin sub-command per library function.
 
-Each sub-command lives in its own module of this package and exposes `register(subparsers)`, which adds
-an argparse parser whose `func` default receives the parsed arguments. Add a command by writing such a
-module and naming it in COMMAND_MODULES.
+Each sub-command lives in its own module of this package and exposes `HELP`, its one line in `gpt2-scratch --help`,
+and `register(subparsers)`, which adds an argparse parser whose `func` default receives the parsed arguments. Add a
+command by writing such a module and naming it in COMMAND_MODULES. Only the command being run registers its
+options (which may import the library, and so torch): the others show their HELP line, so that `--help` is quick.
 """
 
 from __future__ import annotations
@@ -32,11 +33,16 @@ COMMAND_MODULES = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command with its options; given `command`, that one's options and the others' HELP lines only."""
     parser = argparse.ArgumentParser(prog="gpt2-scratch", description="GPT-2 from scratch, on the Hugging Face stack.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+        module = importlib.import_module(f"{__name__}.{name}")
+        if command is None or command == name.replace("_", "-") or not hasattr(module, "HELP"):
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(name.replace("_", "-"), help=module.HELP)
     return parser
 
 
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there may signals be handled
     previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command).parse_args(argv)
+        importlib.import_module("gpt2_scratch.modeling")  # registers the model with transformers' Auto classes
         with warnings.catch_warnings(), progress_bars(shown=not getattr(args, "no_progress", False)):
             warnings.showwarning = notice_printer(command, warnings.showwarning)
             return args.func(args) or 0

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 
 
+HELP = "write a checkpoint's model card (README.md) from its config and recorded metrics"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "card",
-        help="write a checkpoint's model card (README.md) from its config and recorded metrics",
+        help=HELP,
         description="Build the model card of a checkpoint directory from its config, provenance.json, "
         "training_args.json, metrics.json and plots, and write it as README.md. Nothing is pushed.",
     )

@@ -6,12 +6,15 @@ import argparse
 import json
 
 
+HELP = "label texts with a fine-tuned classifier"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option, text
 
     parser = subparsers.add_parser(
         "classify",
-        help="label texts with a fine-tuned classifier",
+        help=HELP,
         description="Print the most probable label of each TEXT and its probability (tab-separated), or JSON.",
     )
     parser.add_argument("checkpoint", help="a classifier folder written by train-classifier")

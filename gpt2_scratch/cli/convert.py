@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+HELP = "convert a GPT-2 checkpoint between layouts"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from gpt2_scratch.conversion import LAYOUTS
 
@@ -10,7 +13,7 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "convert",
-        help="convert a GPT-2 checkpoint between layouts",
+        help=HELP,
         description="Convert a GPT-2 checkpoint (file, folder or Hub repo id) into a new folder in another layout, "
         "one tensor at a time.",
     )

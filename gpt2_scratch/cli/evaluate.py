@@ -10,12 +10,15 @@ from pathlib import Path
 DEFAULT_TEXT_WINDOW = 256  # tokens per window of `evaluate loss --text`, unless the model has fewer positions
 
 
+HELP = "judge responses with an LLM, score MMLU-format questions, or measure loss and perplexity"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option
 
     parser = subparsers.add_parser(
         "evaluate",
-        help="judge responses with an LLM, score MMLU-format questions, or measure loss and perplexity",
+        help=HELP,
         description="Evaluate an instruction-tuned or pretrained model.",
     )
     kinds = parser.add_subparsers(dest="evaluation", required=True, metavar="EVALUATION")

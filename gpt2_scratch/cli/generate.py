@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 
+HELP = "continue a prompt with a trained checkpoint"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option, text
 
     parser = subparsers.add_parser(
-        "generate", help="continue a prompt with a trained checkpoint",
+        "generate", help=HELP,
         description="Sample a continuation of PROMPT with top-k and temperature (or greedily), streaming it as it "
         "is generated, with the lean decoding loop of gpt2_scratch.generation.",
     )

@@ -12,10 +12,13 @@ import os
 COURSE_SETTINGS = "defaults follow the course: lr 5e-5, weight decay 0.1, batch 8, 2 epochs, constant rate, dropout 0"
 
 
+HELP = "instruction fine-tuning on Alpaca-style data, then test-set responses"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "instruct",
-        help="instruction fine-tuning on Alpaca-style data, then test-set responses",
+        help=HELP,
         description="Fine-tune a GPT-2 on instruction data (full or LoRA) and write greedy responses for the "
         f"test split in the course's format; {COURSE_SETTINGS}.",
     )

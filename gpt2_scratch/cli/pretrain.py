@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 
 
+HELP = "pretrain a GPT-2 from scratch on raw text"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from gpt2_scratch.modeling import PRESETS
 
     from . import no_progress_option, text
 
     parser = subparsers.add_parser(
-        "pretrain", help="pretrain a GPT-2 from scratch on raw text",
+        "pretrain", help=HELP,
         description="Pretrain a ScratchGPT2 on text files, folders or a datasets dataset (default: the-verdict), "
         "with evaluation, samples, plots and resumable checkpoints.",
     )
@@ -93,7 +96,9 @@ def run(args) -> int:
     if args.no_qkv_bias:
         overrides["qkv_bias"] = False
     if args.dropout is not None:
-        overrides.update(embd_pdrop=args.dropout, attn_pdrop=args.dropout, resid_pdrop=args.dropout)
+        from gpt2_scratch.modeling.configuration_scratch_gpt2 import dropouts
+
+        overrides.update(dropouts(args.dropout))
     tokenizer = None
     if args.tokenizer:
         from gpt2_scratch.tokenization import gpt2_tokenizer

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 
 
+HELP = "publish a checkpoint (weights, code, tokenizer, model card, plots) to the Hugging Face Hub"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option
 
     parser = subparsers.add_parser(
         "push",
-        help="publish a checkpoint (weights, code, tokenizer, model card, plots) to the Hugging Face Hub",
+        help=HELP,
         description="Stage a clean copy of the checkpoint (safetensors, config with auto_map, modeling code, "
         "tokenizer, generation config, README.md model card, plots) and upload it in one commit. The token comes "
         "from HF_TOKEN or `hf auth login`, the Hub from HF_ENDPOINT (default huggingface.co); it is checked, with "

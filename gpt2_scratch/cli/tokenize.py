@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 
 
+HELP = "print the GPT-2 token ids of a text, or decode ids back to text"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option, text
 
     parser = subparsers.add_parser(
         "tokenize",
-        help="print the GPT-2 token ids of a text, or decode ids back to text",
+        help=HELP,
         description="Encode TEXT with the from-scratch byte-level BPE tokenizer and print its ids, space-separated. "
         "With --decode, TEXT is a list of ids and the decoded text is printed.",
     )

@@ -12,12 +12,15 @@ POLICY_HELP = (
 )
 
 
+HELP = "fine-tune a checkpoint into a text classifier"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option
 
     parser = subparsers.add_parser(
         "train-classifier",
-        help="fine-tune a checkpoint into a text classifier",
+        help=HELP,
         description="Fine-tune CKPT on labelled texts with transformers' Trainer; save the classifier, metrics.json "
         "(accuracy before/after on every split), the settings and the loss/accuracy/confusion-matrix plots in DIR.",
     )

@@ -6,12 +6,15 @@ import argparse
 from pathlib import Path
 
 
+HELP = "train a byte-level BPE tokenizer on text files and save it in the Hugging Face format"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option
 
     parser = subparsers.add_parser(
         "train-tokenizer",
-        help="train a byte-level BPE tokenizer on text files and save it in the Hugging Face format",
+        help=HELP,
         description="Train a GPT-2-style byte-level BPE tokenizer on UTF-8 text files with `tokenizers` (or with "
         "the from-scratch trainer) and save it so AutoTokenizer.from_pretrained(OUTPUT) loads it.",
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 
+HELP = "compare two checkpoints in any layouts"  # the line `gpt2-scratch --help` shows
+
+
 def register(subparsers) -> None:
     from . import no_progress_option
 
     parser = subparsers.add_parser(
         "verify",
-        help="compare two checkpoints in any layouts",
+        help=HELP,
         description="Load two checkpoints in any layouts; report differing hyperparameters, per-tensor equality, the "
         "largest logit difference on fixed prompts and whether greedy continuations agree. Exit status 1 when they "
         "disagree.",

@@ -21,7 +21,7 @@ from .engine import (
     our_reader,
     state_dict_reader,
 )
-from .hparams import TOKEN_EMBEDDING, from_model, gpt2_config, to_config
+from .hparams import TOKEN_EMBEDDING, from_model, gpt2_config, model_class, to_config
 from .layouts import LAYOUTS
 from .sources import Checkpoint, open_checkpoint
 from .writers import DEFAULT_MAX_SHARD_BYTES, write_checkpoint
@@ -107,19 +107,13 @@ def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides)
         dtype = state_dict[TOKEN_EMBEDDING].dtype
         state_dict = {key: cast(tensor, dtype) for key, tensor in state_dict.items()}
     with torch.device("meta"):
-        model = scratch_model_class(hparams)(to_config(hparams))
+        model = model_class(hparams)(to_config(hparams))
     model.load_state_dict(state_dict, strict=False, assign=True)
     model.tie_weights()
     leftover = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if leftover:
         raise RuntimeError(f"internal error: the {layout_.name!r} layout left these tensors unset: {leftover}")
     return model.eval()
-
-
-def scratch_model_class(hparams: dict):
-    from gpt2_scratch.modeling import ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
-
-    return ScratchGPT2ForSequenceClassification if hparams["num_labels"] else ScratchGPT2ForCausalLM
 
 
 def cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
@@ -145,12 +139,12 @@ def to_transformers_gpt2(model):
 
     hparams = from_model(model)
     state_dict = export_state_dict(model, "transformers")
-    model_class = GPT2ForSequenceClassification if hparams["num_labels"] else GPT2LMHeadModel
+    gpt2_class = GPT2ForSequenceClassification if hparams["num_labels"] else GPT2LMHeadModel
     with torch.device("meta"):
-        gpt2 = model_class(gpt2_config(hparams))
+        gpt2 = gpt2_class(gpt2_config(hparams))
     missing, unexpected = gpt2.load_state_dict(state_dict, strict=False, assign=True)
     if unexpected or set(missing) - {"lm_head.weight"}:
-        raise RuntimeError(f"internal error: {model_class.__name__} did not take the export: {missing=}, {unexpected=}")
+        raise RuntimeError(f"internal error: {gpt2_class.__name__} did not take the export: {missing=}, {unexpected=}")
     gpt2.tie_weights()
     return gpt2.eval()
 

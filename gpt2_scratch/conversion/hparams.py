@@ -2,43 +2,35 @@
 
 The engine works on a plain dict of hyperparameters ("hparams") so that conversion between two foreign
 layouts never needs to build a model; `to_config` turns the dict into a ScratchGPT2Config when one is wanted.
+Defaults and shapes are not restated here: they are read off ScratchGPT2Config and a model built on the meta device.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import torch
+
+from ..modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
 from ..modeling.configuration_scratch_gpt2 import padded_vocab_size
 from .transforms import Shape
 
-DEFAULT_HPARAMS = dict(
-    vocab_size=50257,
-    n_positions=1024,
-    n_embd=768,
-    n_layer=12,
-    n_head=12,
-    n_inner=None,
-    activation_function="gelu_new",
-    layer_norm_epsilon=1e-5,
-    embd_pdrop=0.1,
-    attn_pdrop=0.1,
-    resid_pdrop=0.1,
-    qkv_bias=True,
-    tie_word_embeddings=True,
-    bos_token_id=50256,
-    eos_token_id=50256,
-    pad_token_id=None,
-    num_labels=None,  # None: a language model (lm_head); a number: a sequence classifier (score)
-    pad_vocab_size_to_multiple_of=None,  # our embedding and LM head rows: vocab_size rounded up to this multiple
-)
+# The config fields that say what a checkpoint's tensors compute, with our config's defaults, and num_labels:
+# None for a language model (lm_head), a number for a sequence classifier (score).
+HPARAM_NAMES = (
+    "vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
+    "layer_norm_epsilon", "embd_pdrop", "attn_pdrop", "resid_pdrop", "qkv_bias", "tie_word_embeddings",
+    "bos_token_id", "eos_token_id", "pad_token_id", "pad_vocab_size_to_multiple_of",
+)  # fmt: skip
+DEFAULT_HPARAMS = {name: getattr(ScratchGPT2Config, name) for name in HPARAM_NAMES} | {"num_labels": None}
 
 # Our tensors that exist only under some settings: the fused QKV bias (qkv_bias) and an untied LM head.
-QKV_BIAS = "transformer.h.{i}.attn.c_attn.bias"
 LM_HEAD = "lm_head.weight"
 SCORE = "score.weight"  # ScratchGPT2ForSequenceClassification's head (num_labels, d), without bias
 TOKEN_EMBEDDING = "transformer.wte.weight"
-
-
-def inner_size(hparams: dict) -> int:
-    return hparams["n_inner"] or 4 * hparams["n_embd"]
+BLOCK_0 = "transformer.h.0."
+# What fixes the shapes; every other field (n_head, dropouts, ...) leaves them alone.
+SHAPE_NAMES = ("vocab_size", "pad_vocab_size_to_multiple_of", "n_positions", "n_embd", "n_layer", "n_inner")
 
 
 def vocab_rows(hparams: dict) -> int:
@@ -46,38 +38,36 @@ def vocab_rows(hparams: dict) -> int:
     return padded_vocab_size(hparams["vocab_size"], hparams["pad_vocab_size_to_multiple_of"])
 
 
+def model_class(hparams: dict):
+    """The ScratchGPT2 head these hyperparameters describe: a sequence classifier or a language model."""
+    return ScratchGPT2ForSequenceClassification if hparams["num_labels"] else ScratchGPT2ForCausalLM
+
+
 def our_shapes(hparams: dict, *, optional_too: bool = False) -> dict[str, Shape]:
-    """Our state-dict keys (ScratchGPT2ForCausalLM) and their shapes, in the model's order.
+    """Our state-dict keys and their shapes, in the model's order, from a model built on the meta device.
 
     A tied LM head is not a tensor of its own and a QKV projection without bias has none, so both are left
     out unless `optional_too` asks for every key a model of this size could have.
     """
-    d, inner = hparams["n_embd"], inner_size(hparams)
-    per_layer = {
-        "ln_1.weight": (d,),
-        "ln_1.bias": (d,),
-        "attn.c_attn.weight": (3 * d, d),
-        "attn.c_attn.bias": (3 * d,),
-        "attn.c_proj.weight": (d, d),
-        "attn.c_proj.bias": (d,),
-        "ln_2.weight": (d,),
-        "ln_2.bias": (d,),
-        "mlp.c_fc.weight": (inner, d),
-        "mlp.c_fc.bias": (inner,),
-        "mlp.c_proj.weight": (d, inner),
-        "mlp.c_proj.bias": (d,),
-    }
-    shapes = {TOKEN_EMBEDDING: (vocab_rows(hparams), d), "transformer.wpe.weight": (hparams["n_positions"], d)}
-    for i in range(hparams["n_layer"]):
-        for name, shape in per_layer.items():
-            if optional_too or name != "attn.c_attn.bias" or hparams["qkv_bias"]:
-                shapes[f"transformer.h.{i}.{name}"] = shape
-    shapes["transformer.ln_f.weight"] = shapes["transformer.ln_f.bias"] = (d,)
-    if hparams["num_labels"]:
-        shapes[SCORE] = (hparams["num_labels"], d)
-    elif optional_too or not hparams["tie_word_embeddings"]:
-        shapes[LM_HEAD] = (vocab_rows(hparams), d)
-    return shapes
+    qkv_bias = optional_too or hparams["qkv_bias"]
+    untied = optional_too or not hparams["tie_word_embeddings"]
+    sizes = tuple(hparams[name] for name in SHAPE_NAMES)
+    return dict(meta_shapes(sizes, qkv_bias, untied, hparams["num_labels"]))
+
+
+@lru_cache(maxsize=16)
+def meta_shapes(sizes: tuple, qkv_bias: bool, untied: bool, num_labels: int | None) -> tuple:
+    """The shapes of a one-block model built on the meta device, its block repeated n_layer times (so that a checkpoint
+    with no blocks at all is described, not refused)."""
+    fields = dict(zip(SHAPE_NAMES, sizes, strict=True), n_head=1, qkv_bias=qkv_bias, tie_word_embeddings=not untied)
+    n_layer, fields["n_layer"] = fields["n_layer"], 1
+    with torch.device("meta"):
+        model = model_class({"num_labels": num_labels})(to_config({**fields, "num_labels": num_labels}))
+    shapes = [(name, tuple(tensor.shape)) for name, tensor in model.state_dict().items() if untied or name != LM_HEAD]
+    block = [(name.removeprefix(BLOCK_0), shape) for name, shape in shapes if name.startswith(BLOCK_0)]
+    first = next(k for k, (name, _) in enumerate(shapes) if name.startswith(BLOCK_0))
+    blocks = [(f"transformer.h.{i}.{name}", shape) for i in range(n_layer) for name, shape in block]
+    return (*shapes[:first], *blocks, *shapes[first + len(block) :])  # a tied head (wte again) is left out above
 
 
 def describe(hparams: dict) -> str:
@@ -94,9 +84,7 @@ def describe(hparams: dict) -> str:
     return text + ("" if hparams["tie_word_embeddings"] else ", untied LM head")
 
 
-def to_config(hparams: dict, **extra):
-    from gpt2_scratch.modeling import ScratchGPT2Config
-
+def to_config(hparams: dict, **extra) -> ScratchGPT2Config:
     fields = {name: value for name, value in {**hparams, **extra}.items() if name != "num_labels" or value}
     return ScratchGPT2Config(**fields)
 

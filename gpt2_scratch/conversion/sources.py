@@ -1,73 +1,25 @@
-"""Where tensors come from: a state dict, safetensors files, a torch pickle, and (in their own modules) a
-TensorFlow bundle, an llm.c file or a GGUF file, all behind one small interface that reads lazily.
-
-`open_checkpoint(src)` looks at what it was given (a model, a dict, a file, a folder, a Hub repo id) and
-returns a `Checkpoint`: the tensors, plus whatever metadata the format keeps (a config, hyperparameters).
+"""Where tensors come from: `open_checkpoint(src)` looks at what it was given (a model, a dict, a file, a folder, a
+Hub repo id), picks the container that reads it (containers/) and returns a `Checkpoint`: the tensors, plus
+whatever metadata the format keeps (a config, hyperparameters, a header).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .transforms import Shape
-
-
-class TensorSource:
-    """Named tensors whose shapes are known before their data is read."""
-
-    def names(self) -> list[str]:
-        raise NotImplementedError
-
-    def shape(self, name: str) -> Shape:
-        raise NotImplementedError
-
-    def read(self, name: str) -> torch.Tensor:
-        raise NotImplementedError
-
-
-class StateDictSource(TensorSource):
-    def __init__(self, tensors: Mapping[str, torch.Tensor]):
-        self.tensors = tensors
-
-    def names(self):
-        return list(self.tensors)
-
-    def shape(self, name):
-        return tuple(self.tensors[name].shape)
-
-    def read(self, name):
-        return self.tensors[name]
-
-
-class SafetensorsSource(TensorSource):
-    """One or several (sharded) safetensors files; each read is one tensor's bytes (see safetensors_stream)."""
-
-    def __init__(self, files: list[Path]):
-        from .safetensors_stream import SafetensorsFile
-
-        self.file_of = {}
-        for path in files:
-            opened = SafetensorsFile(path)
-            self.file_of.update({name: opened for name in opened.names()})
-
-    def names(self):
-        return list(self.file_of)
-
-    def shape(self, name):
-        return self.file_of[name].shape(name)
-
-    def dtype(self, name) -> torch.dtype:
-        return self.file_of[name].dtype(name)
-
-    def read(self, name):
-        return self.file_of[name].read(name)
+from .containers import StateDictSource, TensorSource, read_json
+from .containers import llmc
+from .containers.gguf import read_gguf
+from .containers.safetensors_stream import SafetensorsSource
+from .containers.tf_bundle import TFBundleSource
+from .containers.torch_pickle import load_torch_pickle, unwrap_state_dict
+from .hparams import DEFAULT_HPARAMS
+from .layouts.llmc import LLMC
 
 
 @dataclass
@@ -80,74 +32,6 @@ class Checkpoint:
     metadata: dict = field(default_factory=dict)  # config.json, hparams.json, nanoGPT's model_args, headers
     folder: Path | None = None  # where tokenizer files may sit beside the weights
     tokenizer_files: dict[str, str] = field(default_factory=dict)  # a tokenizer stored inside the weights file
-
-
-# Dicts that checkpoints wrap their state dict in: the book's training checkpoints, nanoGPT's ckpt.pt.
-STATE_DICT_WRAPPERS = ("model_state_dict", "model", "state_dict")
-
-
-def unwrap_state_dict(loaded: Mapping, origin: str) -> tuple[dict, dict]:
-    """(state dict, metadata) from a loaded pickle: a bare state dict or one wrapped with training state."""
-    if all(isinstance(value, torch.Tensor) for value in loaded.values()):
-        return dict(loaded), {}
-    for key in STATE_DICT_WRAPPERS:
-        if isinstance(loaded.get(key), Mapping):
-            metadata = {k: v for k, v in loaded.items() if k != key and not k.startswith("optimizer")}
-            return dict(loaded[key]), metadata
-    kinds = ", ".join(f"{k!r}: {type(v).__name__}" for k, v in list(loaded.items())[:8])
-    raise ValueError(
-        f"{origin} holds a dict that is neither a state dict nor one wrapped under {STATE_DICT_WRAPPERS} ({kinds})."
-    )
-
-
-def load_torch_pickle(path: Path) -> dict:
-    """torch.load with weights_only=True: a pickle that wants to run code is refused, never executed."""
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error):
-                raise
-        return torch.load(path, map_location="cpu", weights_only=True)  # an old (non-zip) pickle cannot be mapped
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
-            raise unsafe_pickle_error(path, error) from None
-        raise unreadable_pickle_error(path, error) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, IndexError) as error:
-        raise unreadable_pickle_error(path, error) from None
-
-
-def unreadable_pickle_error(path: Path, error: Exception) -> ValueError:
-    if path.stat().st_size == 0:
-        what = "is empty"
-    elif isinstance(error, RuntimeError):  # torch's own reader says what it found: keep its first sentence
-        what = f"is truncated or corrupt ({first_line(error).split('. ')[0]})"
-    else:
-        what = "is truncated or corrupt"
-    return ValueError(f"{path} {what}: it cannot be read as a torch checkpoint; restore it from a good copy.")
-
-
-def unsafe_pickle_error(path: Path, error: Exception) -> ValueError:
-    # torch's message is general advice around one line that says what the pickle wanted: the last but one.
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = lines[-2] if len(lines) > 2 else first_line(error)
-    return ValueError(
-        f"refusing to load {path}: it is a pickle that needs more than tensors and plain containers to load "
-        f"({reason}). Unpickling it could run arbitrary code: use a copy from a source you trust (if you trust "
-        "this one, load it yourself with torch.load(weights_only=False) and pass what it holds)."
-    )
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}): repair it or restore it from a good copy.") from None
 
 
 # JSON files beside the weights that say what the tensors are: transformers' config, the course's config as this
@@ -171,6 +55,29 @@ def torch_checkpoint(path: Path, origin: str) -> Checkpoint:
     return Checkpoint(
         StateDictSource(tensors), origin, "torch", {**side_metadata(path.parent), **metadata}, path.parent
     )
+
+
+def tf_checkpoint(index_path: Path, origin: str) -> Checkpoint:
+    """OpenAI's release: model.ckpt.index + .data-* beside hparams.json (and encoder.json, vocab.bpe)."""
+    if index_path.suffix != ".index":
+        index_path = Path(str(index_path) + ".index")
+    return Checkpoint(
+        TFBundleSource(index_path), origin, "tf-bundle", side_metadata(index_path.parent), index_path.parent
+    )
+
+
+def llmc_checkpoint(path: Path, origin: str) -> Checkpoint:
+    """An llm.c file has no names: its header gives the sizes, the llmc layout the order and the names."""
+    header = llmc.read_header(path)
+    hparams = {**DEFAULT_HPARAMS, **LLMC.hparams_from_metadata({"llmc_header": header})}
+    items = [item for bound in LLMC.bind(hparams) for item in zip(bound.theirs, bound.their_shapes, strict=True)]
+    source = llmc.LlmcSource(path, header, items)
+    return Checkpoint(source, origin, "llmc", {"llmc_header": header}, path.parent)
+
+
+def gguf_checkpoint(path: Path, origin: str) -> Checkpoint:
+    source, scalars, tokenizer_files = read_gguf(path)
+    return Checkpoint(source, origin, "gguf", {"gguf": scalars}, path.parent, tokenizer_files)
 
 
 def open_folder(folder: Path, origin: str) -> Checkpoint:
@@ -233,15 +140,9 @@ def open_file(path: Path, origin: str) -> Checkpoint:
     if kind == "torch":
         return torch_checkpoint(path, origin)
     if kind == "tf-bundle":
-        from .tf_bundle import tf_checkpoint
-
         return tf_checkpoint(path, origin)
     if kind == "llmc":
-        from .layouts.llmc import llmc_checkpoint
-
         return llmc_checkpoint(path, origin)
-    from .layouts.gguf import gguf_checkpoint
-
     return gguf_checkpoint(path, origin)
 
 

@@ -7,9 +7,9 @@ must have given ours, so that a whole checkpoint can be checked from its metadat
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from ..modeling.configuration_scratch_gpt2 import padded_vocab_size
 
 Shape = tuple[int, ...]
 
@@ -124,7 +124,7 @@ class PadRows(OneToOne):
         self.multiple, self.vocab_size = multiple, vocab_size
 
     def padded(self, rows: int) -> int:
-        return math.ceil(rows / self.multiple) * self.multiple
+        return padded_vocab_size(rows, self.multiple)
 
     def forward(self, tensor):
         return tensor[: self.vocab_size]

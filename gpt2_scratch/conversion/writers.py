@@ -13,11 +13,12 @@ import torch
 from ..progress import progress_bar
 from ..provenance import Provenance
 from ..staging import staged_folder
+from .containers.gguf import write_gguf
+from .containers.llmc import write_llmc
+from .containers.safetensors_stream import write_sharded
 from .engine import ExportItem, IncompleteCheckpointWarning
+from .hparams import to_config
 from .layout import Layout
-from .layouts.gguf import write_gguf
-from .layouts.llmc import write_llmc
-from .safetensors_stream import write_sharded
 
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
 # Tokenizer files a checkpoint folder may hold: transformers' names, and OpenAI's original names for the same data.
@@ -84,6 +85,16 @@ def write_torch_pickle(work, layout, hparams, plan, tensors, dtype, max_shard_by
     torch.save(layout.wrap_state_dict(state_dict, hparams), work / layout.weights_file)
 
 
+def write_llmc_file(work, layout, hparams, plan, tensors, dtype, max_shard_bytes):
+    write_llmc(work / layout.weights_file, hparams, tensors, dtype)
+
+
+def write_gguf_file(work, layout, hparams, plan, tensors, dtype, max_shard_bytes):
+    """GGUF records the MLP's width always; the tokenizer copied into `work` goes inside the file."""
+    hparams = {**hparams, "n_inner": to_config(hparams).intermediate_size}
+    write_gguf(work / layout.weights_file, hparams, plan, tensors, dtype, tokenizer_folder=work)
+
+
 def copy_tokenizer(source: Path | None, embedded: dict[str, str], work: Path) -> list[str]:
     """Copy the tokenizer that came with the source, if any: files beside its weights (OpenAI's encoder.json and
     vocab.bpe become vocab.json and merges.txt), or one stored inside the weights file (GGUF). Returns the names of
@@ -115,4 +126,9 @@ def complete_tokenizer(work: Path, copied: list[str]) -> None:
 
 
 # Container writers by the name a layout gives in `Layout.container`.
-WRITERS = {"safetensors": write_safetensors, "torch": write_torch_pickle, "llmc": write_llmc, "gguf": write_gguf}
+WRITERS = {
+    "safetensors": write_safetensors,
+    "torch": write_torch_pickle,
+    "llmc": write_llmc_file,
+    "gguf": write_gguf_file,
+}

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..training.data_order import make_loader
+from .order import make_loader
 
 
 class TokenWindows(Dataset):

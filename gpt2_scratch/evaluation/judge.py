@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..instruct.templates import ALPACA, PromptTemplate
+from ..data.templates import ALPACA, PromptTemplate
 from ..progress import progress_bar
 from ..resources import write_atomically
 

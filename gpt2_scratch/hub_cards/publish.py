@@ -22,8 +22,8 @@ from transformers.utils.hub import convert_file_size_to_int
 from .. import modeling
 from ..conversion.pretrained import check_fits
 from ..conversion.sources import check_readable
-from ..conversion.safetensors_stream import write_sharded
-from ..conversion.sources import SafetensorsSource
+from ..conversion.containers.safetensors_stream import write_sharded
+from ..conversion.containers.safetensors_stream import SafetensorsSource
 from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
 from ..modeling.modeling_scratch_gpt2 import auto_map
 from ..progress import progress_bar, progress_bars

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..conversion.safetensors_stream import SafetensorsFile
+from ..conversion.containers.safetensors_stream import SafetensorsFile
 from ..provenance import Provenance, is_local_path
 
 CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")  # the training loop's periodic checkpoints

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-IGNORE_INDEX = -100  # the label value cross-entropy skips
+from ..training.evaluation import IGNORE_INDEX
 
 
 @dataclass

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..data.json_lines import numbered_json_lines
 from ..resources import fetch
-from .templates import PromptTemplate
+from ..data.templates import PromptTemplate
 
 REQUIRED_FIELDS = ("instruction", "input", "output")
 MAX_REPORTED_ERRORS = 10

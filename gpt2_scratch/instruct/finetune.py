@@ -25,19 +25,20 @@ from pathlib import Path
 
 import torch
 
+from ..data.templates import get_template
 from ..evaluation.judge import ChatCompletionsJudge, judge_responses
 from ..evaluation.perplexity import loss_and_perplexity
 from ..hub_cards.card import DEFAULT_EVAL_DATASETS
+from ..lora import LORA_TARGET_MODULES, add_lora, merge_lora, parameter_counts
 from ..provenance import Provenance, dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
+from ..modeling.configuration_scratch_gpt2 import dropouts
 from ..staging import staged_folder
 from ..training import TrainConfig, make_loader, train
 from ..training.loop import make_accelerator
 from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
 from .generation import generate_responses, save_responses, with_responses
-from .lora import LORA_TARGET_MODULES, add_lora, count_parameters, merge_lora
-from .templates import get_template
 
 RESPONSES_FILE = "instruction-data-with-response.json"
 JUDGE_FILE = "judge-scores.json"
@@ -85,7 +86,7 @@ class InstructConfig:
 
 
 def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalLM:
-    overrides = {} if dropout is None else dict(embd_pdrop=dropout, attn_pdrop=dropout, resid_pdrop=dropout)
+    overrides = {} if dropout is None else dropouts(dropout)
     if source in PRESETS:
         return ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset(source, **overrides))
     from ..conversion import load_model
@@ -155,7 +156,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
         sample_prompt=template.query(splits.validation[0]),
         sample_temperature=0.0,  # greedy: the evaluation sample shows the answer the model would give
         extra={**train_config.extra, "instruct": asdict(config), "data": splits.sizes(),
-               "parameters": count_parameters(trained)},
+               "parameters": parameter_counts(trained)},
     )
     provenance = instruction_provenance(config)
     result = train(trained, tokenizer, train_loader, val_loader, train_config, accelerator, provenance)

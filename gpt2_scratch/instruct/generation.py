@@ -12,7 +12,7 @@ import torch
 
 from ..progress import progress_bar
 from ..resources import write_atomically
-from .templates import PromptTemplate
+from ..data.templates import PromptTemplate
 
 
 @torch.no_grad()

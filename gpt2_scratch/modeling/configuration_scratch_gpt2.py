@@ -15,6 +15,15 @@ PRESETS = {
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu")
 
 
+# The three dropout probabilities; one number for all of them is how most recipes (and the course) set dropout.
+DROPOUTS = ("embd_pdrop", "attn_pdrop", "resid_pdrop")
+
+
+def dropouts(probability: float) -> dict[str, float]:
+    """Every dropout of the config set to `probability`, as keyword arguments."""
+    return dict.fromkeys(DROPOUTS, probability)
+
+
 def padded_vocab_size(vocab_size: int, multiple: int | None) -> int:
     """`vocab_size` rounded up to a multiple of `multiple` (None: unpadded)."""
     multiple = multiple or 1
@@ -107,7 +116,7 @@ class ScratchGPT2Config(PreTrainedConfig):
                 f"ScratchGPT2Config.activation_function {self.activation_function!r} is unknown; "
                 f"choose one of {', '.join(ACTIVATIONS)}."
             )
-        for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop"):
+        for name in DROPOUTS:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"ScratchGPT2Config.{name} must be in [0, 1), got {getattr(self, name)!r}.")
         if self.layer_norm_epsilon <= 0:
@@ -134,4 +143,4 @@ class ScratchGPT2Config(PreTrainedConfig):
         return cls(**{**PRESETS[name], **overrides})
 
 
-__all__ = ["ScratchGPT2Config", "PRESETS", "padded_vocab_size"]
+__all__ = ["ScratchGPT2Config", "PRESETS", "DROPOUTS", "dropouts", "padded_vocab_size"]

@@ -11,7 +11,7 @@ See docs/pretraining.md.
 
 from .checkpoint import latest_checkpoint
 from .config import TrainConfig
-from .data_order import EpochShuffleSampler, make_loader
+from ..data.order import EpochShuffleSampler, make_loader
 from .evaluation import evaluate_loss, sample_continuation
 from .loop import NonFiniteLossError, train
 from .optim import build_optimizer, cosine_schedule_with_warmup

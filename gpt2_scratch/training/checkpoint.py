@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from accelerate.utils import broadcast_object_list, gather_object
 
-from ..conversion.safetensors_stream import SafetensorsFile
-from ..conversion.sources import load_torch_pickle, read_json
+from ..conversion.containers.safetensors_stream import SafetensorsFile
+from ..conversion.containers import read_json
+from ..conversion.containers.torch_pickle import load_torch_pickle
 from ..resources import write_atomically
 from ..staging import staged_folder
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label value cross-entropy skips
 
 # Dense bf16 peak FLOP/s of common accelerators, matched against torch.cuda.get_device_name().
 PEAK_BF16_FLOPS = {
@@ -78,12 +80,15 @@ def sample_continuation(model, tokenizer, prompt: str, max_new_tokens: int, top_
     return tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=False)
 
 
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))  # exp overflows a float past ~709
+
+
 def flops_per_token(config, sequence_length: int) -> float:
     """Training FLOPs per token: 6 per parameter (forward + backward) plus attention's 12 * layers * width * time
     (PaLM's estimate). Position embeddings are lookups, not matrix products, so they are not counted."""
     d, layers, vocab = config.n_embd, config.n_layer, config.vocab_size
-    inner = config.n_inner or 4 * d
-    per_layer = 4 * d * d + 2 * d * inner  # attention projections + MLP weights
+    per_layer = 4 * d * d + 2 * d * config.intermediate_size  # attention projections + MLP weights
     params = layers * per_layer + vocab * d
     return 6 * params + 12 * layers * d * sequence_length
 

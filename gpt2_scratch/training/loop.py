@@ -38,7 +38,14 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .evaluation import device_peak_flops, evaluate_loss, flops_per_token, label_count, sample_continuation
+from .evaluation import (
+    device_peak_flops,
+    evaluate_loss,
+    flops_per_token,
+    label_count,
+    perplexity,
+    sample_continuation,
+)
 from .optim import build_optimizer, cosine_schedule_with_warmup
 from .plots import plot_losses
 
@@ -71,7 +78,7 @@ def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accel
             accelerator, owns_accelerator = make_accelerator(config), True
         else:
             owns_accelerator = False
-        loop = Trainer(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator, provenance)
+        loop = PretrainLoop(model, tokenizer, train_loader, val_loader, config, accelerator, owns_accelerator, provenance)
         return loop.run()
 
 
@@ -81,7 +88,7 @@ def pretraining_provenance(config: TrainConfig) -> Provenance:
     return Provenance(kind="pretrained", source=source, datasets=[Path(source).name] if source else [])
 
 
-class Trainer:
+class PretrainLoop:
     """The state of one run and its steps; `train()` is the way in."""
 
     def __init__(self, model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator,
@@ -391,10 +398,6 @@ class Interval:
 
 def mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 700.0))  # exp overflows a float past ~709
 
 
 def set_generation_defaults(model, tokenizer, config: TrainConfig) -> None:

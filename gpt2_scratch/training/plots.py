@@ -1,6 +1,6 @@
 """The figures people look at: loss curves, next-token probabilities at several temperatures, attention maps.
 
-Each function writes one PNG (matplotlib's Agg backend: no display needed) and returns its path.
+Each function writes one PNG (a matplotlib Figure without pyplot: no display, no backend switch) and returns its path.
 """
 
 from __future__ import annotations
@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: drawing here leaves the caller's backend alone
 import torch  # noqa: E402
 
 from ..staging import staged_file  # noqa: E402
@@ -28,7 +25,8 @@ def plot_losses(log_path: str | Path, out_path: str | Path) -> Path:
     if not rows:
         raise ValueError(f"{log_path} holds no evaluation yet: nothing to plot.")
     epochs = [row["epoch"] for row in rows]
-    fig, (loss_ax, ppl_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    loss_ax, ppl_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [row["train_loss"] for row in rows], label="train loss")
     loss_ax.plot(epochs, [row["val_loss"] for row in rows], linestyle="-.", label="validation loss")
     loss_ax.set_xlabel("epochs")
@@ -58,7 +56,8 @@ def plot_temperature(model, tokenizer, prompt: str, out_path: str | Path, temper
     logits = model(input_ids).logits[0, -1].float()
     token_ids = torch.topk(logits, top).indices
     labels = [repr(tokenizer.decode([int(i)])) for i in token_ids]
-    fig, ax = plt.subplots(figsize=(max(8, top * 0.8), 4))
+    fig = Figure(figsize=(max(8, top * 0.8), 4))
+    ax = fig.subplots()
     width = 0.8 / len(temperatures)
     for index, temperature in enumerate(temperatures):
         probabilities = torch.softmax(logits / temperature, dim=-1)[token_ids]
@@ -89,7 +88,8 @@ def plot_attention(model, tokenizer, prompt: str, out_path: str | Path, layers=N
     layers = list(layers) if layers is not None else sorted({0, len(attentions) - 1})
     heads = list(heads) if heads is not None else list(range(min(4, attentions[0].shape[1])))
     tokens = [tokenizer.decode([int(i)]) for i in input_ids[0]]
-    fig, axes = plt.subplots(len(layers), len(heads), figsize=(3.2 * len(heads), 3.2 * len(layers)), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(heads), 3.2 * len(layers)))
+    axes = fig.subplots(len(layers), len(heads), squeeze=False)
     for row, layer in enumerate(layers):
         for col, head in enumerate(heads):
             ax = axes[row][col]
@@ -108,9 +108,6 @@ def _save(fig, out_path: str | Path) -> Path:
     """Save through a temporary name and rename, so a reader never sees half a PNG."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with staged_file(out_path) as staging:
-            fig.savefig(staging, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    with staged_file(out_path) as staging:
+        fig.savefig(staging, dpi=110, format="png")
     return out_path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...modeling.configuration_scratch_gpt2 import dropouts
 from ..layout import CAUSAL_MASK, CopyOf, Layout, rule
 from ..transforms import SPLIT_QKV, FoldHeadBias
 
@@ -73,7 +74,7 @@ class CourseLayout(Layout):
         config = metadata.get("gpt_config") or {}
         found = {ours: config[theirs] for theirs, ours in COURSE_CONFIG_NAMES.items() if theirs in config}
         if "drop_rate" in config:
-            found.update({name: config["drop_rate"] for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop")})
+            found.update(dropouts(config["drop_rate"]))
         return found
 
     def write_side_files(self, folder, hparams, dtype):

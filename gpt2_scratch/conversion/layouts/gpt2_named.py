@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..hparams import gpt2_config, to_config
+from ...modeling.configuration_scratch_gpt2 import dropouts
+from ...modeling.modeling_scratch_gpt2 import auto_map
+from ..hparams import gpt2_config, model_class, to_config
 from ..layout import ANY_GELU, EXACT_GELU, ZEROS, CopyOf, Layout, rule
 from ..transforms import IDENTITY, TRANSPOSE
 
@@ -82,32 +84,14 @@ class ScratchLayout(TransformersLayout):
         from transformers import GenerationConfig
         from transformers.dynamic_module_utils import custom_object_save
 
-        from ..api import scratch_model_class  # api imports the layouts: import it when called
-
-        model_class = scratch_model_class(hparams)
-        config = to_config(hparams, architectures=[model_class.__name__], dtype=str(dtype).removeprefix("torch."))
+        head = model_class(hparams)
+        config = to_config(hparams, architectures=[head.__name__], dtype=str(dtype).removeprefix("torch."))
         with torch.device("meta"):
-            model = model_class(config)
-        config.auto_map = scratch_auto_map()
+            model = head(config)
+        config.auto_map = auto_map()
         custom_object_save(model, folder)  # copies the model's code, so that trust_remote_code users can load it
         config.save_pretrained(folder)
         GenerationConfig.from_model_config(config).save_pretrained(folder)
-
-
-def scratch_auto_map() -> dict[str, str]:
-    """The Auto classes' entries naming every ScratchGPT2 head in the copied code."""
-    from gpt2_scratch.modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
-
-    config_module = configuration_scratch_gpt2.__name__.rsplit(".", 1)[-1]
-    model_module = modeling_scratch_gpt2.__name__.rsplit(".", 1)[-1]
-    auto_map = {"AutoConfig": f"{config_module}.ScratchGPT2Config"}
-    for auto, head in (
-        ("AutoModel", "ScratchGPT2Model"),
-        ("AutoModelForCausalLM", "ScratchGPT2ForCausalLM"),
-        ("AutoModelForSequenceClassification", "ScratchGPT2ForSequenceClassification"),
-    ):
-        auto_map[auto] = f"{model_module}.{head}"
-    return auto_map
 
 
 def refuse_features_we_lack(config: dict) -> None:
@@ -171,7 +155,7 @@ class NanoGPTLayout(Layout):
             "vocab_size": args.get("vocab_size"),
         }
         if "dropout" in args:
-            found.update(embd_pdrop=args["dropout"], attn_pdrop=args["dropout"], resid_pdrop=args["dropout"])
+            found.update(dropouts(args["dropout"]))
         return {name: value for name, value in found.items() if value is not None}
 
     def wrap_state_dict(self, state_dict, hparams):

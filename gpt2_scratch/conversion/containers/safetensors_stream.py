@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from . import TensorSource
+
 DTYPE_NAMES = {
     torch.float32: "F32",
     torch.float16: "F16",
@@ -211,3 +213,25 @@ def check_byte_ranges(entries: dict, data_size: int, path: Path) -> None:
         raise ValueError(
             f"{path} has {data_size - position} bytes after its last tensor, which no tensor covers; it is corrupt."
         )
+
+
+class SafetensorsSource(TensorSource):
+    """One or several (sharded) safetensors files; each read is one tensor's bytes (see safetensors_stream)."""
+
+    def __init__(self, files: list[Path]):
+        self.file_of = {}
+        for path in files:
+            opened = SafetensorsFile(path)
+            self.file_of.update({name: opened for name in opened.names()})
+
+    def names(self):
+        return list(self.file_of)
+
+    def shape(self, name):
+        return self.file_of[name].shape(name)
+
+    def dtype(self, name) -> torch.dtype:
+        return self.file_of[name].dtype(name)
+
+    def read(self, name):
+        return self.file_of[name].read(name)

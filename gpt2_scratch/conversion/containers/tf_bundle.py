@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sources import Checkpoint, TensorSource, side_metadata
+from . import TensorSource
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -279,12 +279,3 @@ class TFBundleSource(TensorSource):
         else:
             tensor = torch.from_numpy(np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).copy())
         return tensor.reshape(entry["shape"])
-
-
-def tf_checkpoint(index_path: Path, origin: str) -> Checkpoint:
-    """OpenAI's release: model.ckpt.index + .data-* beside hparams.json (and encoder.json, vocab.bpe)."""
-    if index_path.suffix != ".index":
-        index_path = Path(str(index_path) + ".index")
-    return Checkpoint(
-        TFBundleSource(index_path), origin, "tf-bundle", side_metadata(index_path.parent), index_path.parent
-    )
