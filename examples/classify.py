@@ -17,9 +17,9 @@ from gpt2_scratch.classification import (
     classification_model,
     label_names_of,
     load_labelled_texts,
-    load_tokenizer,
     tokenize_splits,
 )
+from gpt2_scratch.tokenization import load_tokenizer
 
 checkpoint = sys.argv[1]
 out = sys.argv[2] if len(sys.argv) > 2 else "spam-classifier"

@@ -19,7 +19,6 @@ from .training import (
     FineTuningSettings,
     accuracy_table,
     classification_model,
-    load_tokenizer,
     train_classifier,
 )
 
@@ -37,7 +36,6 @@ __all__ = [
     "load_classifier",
     "load_labelled_texts",
     "load_metric",
-    "load_tokenizer",
     "merge_lora",
     "metric_path",
     "parameter_counts",

@@ -28,9 +28,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
-    PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
     Trainer,
@@ -46,7 +44,7 @@ from ..conversion.sources import check_readable
 from ..provenance import Provenance, dataset_reference
 from ..resources import write_atomically
 from ..staging import staged_folder
-from ..tokenization import gpt2_tokenizer
+from ..tokenization import load_tokenizer
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
 from .freezing import apply_freezing
 from .metrics import ClassificationMetrics
@@ -120,7 +118,7 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
 
     check_readable(settings.base)
     set_seed(settings.seed)  # before the head is created, so that its initial weights depend on the seed only
-    tokenizer = load_tokenizer(settings.tokenizer or settings.base)
+    tokenizer = load_tokenizer(settings.base, settings.tokenizer)
     splits = load_labelled_texts(
         data, settings.text_column, settings.label_column, settings.label_names, seed=settings.seed
     )
@@ -154,18 +152,6 @@ def train_classifier(base, data, out, overwrite: bool = False, progress: bool = 
         write_run_records(workdir, settings, metrics, trainer.state.log_history)
         draw_plots(workdir, metrics, trainer.state.log_history)
     return ClassifierRun(out, metrics)
-
-
-def load_tokenizer(name_or_path) -> PreTrainedTokenizerBase:
-    """The checkpoint's own tokenizer when it has one, otherwise GPT-2's; always with a padding token."""
-    path = Path(name_or_path)
-    if path.is_dir() and not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-        tokenizer = gpt2_tokenizer(pad="eos")
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # GPT-2's usual choice; masked out by the attention mask anyway
-    return tokenizer
 
 
 def classification_model(base: str, labels: list[str], tokenizer, dropout: float | None = None):

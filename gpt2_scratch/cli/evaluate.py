@@ -72,7 +72,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_and_tokenizer(args):
-    from ..instruct.finetune import load_base_model, load_tokenizer
+    from ..instruct.finetune import load_base_model
+    from ..tokenization import load_tokenizer
 
     return load_base_model(args.model, dropout=None).eval(), load_tokenizer(args.model, args.tokenizer)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..modeling import PRESETS
+from ..modeling import PRESETS, ScratchGPT2Config
 from ..resources import write_atomically
 from ..provenance import dataset_reference, is_hub_id, is_local_path
 from .records import CheckpointRecords, Measurement, model_folder, public_name, read_records
@@ -142,7 +142,7 @@ def _template_context(records: CheckpointRecords, repo_id: str) -> dict:
             "Attention heads": config.get("n_head"),
             "Context length": config.get("n_positions"),
             "Vocabulary": config.get("vocab_size"),
-            "Feed-forward size": config.get("n_inner") or 4 * config.get("n_embd", 0),
+            "Feed-forward size": ScratchGPT2Config.from_dict(config).intermediate_size,
             "Activation": config.get("activation_function"),
             "Output head tied to the token embedding": "yes" if config.get("tie_word_embeddings", True) else "no",
         },

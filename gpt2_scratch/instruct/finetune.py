@@ -34,6 +34,7 @@ from ..provenance import Provenance, dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
 from ..modeling.configuration_scratch_gpt2 import dropouts
 from ..staging import staged_folder
+from ..tokenization import load_tokenizer
 from ..training import TrainConfig, make_loader, train
 from ..training.loop import make_accelerator
 from .collate import InstructionCollator
@@ -92,25 +93,6 @@ def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalL
     from ..conversion import load_model
 
     return load_model(source, **overrides).train()
-
-
-def load_tokenizer(model: str, tokenizer: str | None = None):
-    """The tokenizer saved in the model's folder when there is one (and no other is asked for), else GPT-2's,
-    from the folder `tokenizer`, the model's folder (OpenAI's release holds encoder.json + vocab.bpe) or fetched;
-    padding uses the end-of-text token."""
-    from ..tokenization import gpt2_tokenizer
-
-    folder = Path(model)
-    if tokenizer is None and (folder / "tokenizer.json").is_file():
-        from transformers import AutoTokenizer
-
-        saved = AutoTokenizer.from_pretrained(folder)
-        if saved.pad_token is None:
-            saved.pad_token = saved.eos_token
-        return saved
-    if tokenizer is None and any((folder / name).is_file() for name in ("encoder.json", "vocab.json")):
-        tokenizer = folder
-    return gpt2_tokenizer(tokenizer)
 
 
 def use_cpu_processes_when_launched_without_gpus() -> None:

@@ -136,15 +136,7 @@ class BPETokenizer:
             pair = min(zip(symbols, symbols[1:]), key=lambda p: self.merge_ranks.get(p, no_rank))
             if pair not in self.merge_ranks:
                 break
-            merged, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
-                    merged.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    merged.append(symbols[i])
-                    i += 1
-            symbols = merged
+            symbols = merge_pair(symbols, pair)
         return symbols
 
     def _allowed_special(self, allowed_special: Iterable[str] | str) -> frozenset[str]:
@@ -172,3 +164,16 @@ def special_token_pattern(tokens: Iterable[str]) -> regex.Pattern:
     chunks: [plain, special, plain, ..., plain]."""
     # Longest first, so a special token that starts with another one wins.
     return regex.compile("(" + "|".join(regex.escape(token) for token in sorted(tokens, key=len, reverse=True)) + ")")
+
+
+def merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
+    """`symbols` with every occurrence of `pair`, left to right, joined into one symbol."""
+    merged, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            merged.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged

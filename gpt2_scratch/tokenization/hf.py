@@ -12,11 +12,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from ..provenance import is_hub_id
 from ..staging import temporary_folder
 from .bpe import ENDOFTEXT, BPETokenizer
 from .training import corpus_texts
+from .vocab_files import FILE_NAME_PAIRS
 
 GPT2_MAX_LENGTH = 1024  # GPT-2's context window
 
@@ -30,6 +32,33 @@ def gpt2_tokenizer(path: str | os.PathLike | None = None, pad: str | None = "eos
     to `len(tokenizer)`), and None leaves the tokenizer without one, as released.
     """
     return to_hf_tokenizer(BPETokenizer.from_gpt2(path), pad=pad, model_max_length=GPT2_MAX_LENGTH)
+
+
+def load_tokenizer(model: str | os.PathLike, tokenizer: str | os.PathLike | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer to train or run `model` with, always with a padding token (<|endoftext|> when it has none).
+
+    `tokenizer`, when given, wins: a saved tokenizer (tokenizer.json or tokenizer_config.json), a folder of GPT-2's
+    files (encoder.json + vocab.bpe or vocab.json + merges.txt), or a Hub id. Otherwise the model's own: the one
+    saved in its folder, the GPT-2 files beside OpenAI's release, or a Hub repository's; a preset's random model,
+    or a folder without any, gets GPT-2's (fetched and verified)."""
+    source = Path(tokenizer if tokenizer is not None else model)
+    saved = ("tokenizer.json", "tokenizer_config.json")
+    if source.is_dir() and any((source / name).is_file() for name in saved):
+        loaded = AutoTokenizer.from_pretrained(source)
+    elif source.is_dir() and any((source / v).is_file() and (source / m).is_file() for v, m in FILE_NAME_PAIRS):
+        loaded = gpt2_tokenizer(source)
+    elif not source.exists() and is_hub_id(str(source)):
+        loaded = AutoTokenizer.from_pretrained(str(source))
+    elif tokenizer is not None:
+        raise FileNotFoundError(
+            f"{tokenizer} holds no tokenizer: give a saved tokenizer folder, one with GPT-2's encoder.json and "
+            "vocab.bpe (or vocab.json and merges.txt), or a Hub id."
+        )
+    else:
+        loaded = gpt2_tokenizer()
+    if loaded.pad_token is None:
+        loaded.pad_token = loaded.eos_token  # GPT-2's usual choice; attention masks keep it out of the results
+    return loaded
 
 
 def to_hf_tokenizer(

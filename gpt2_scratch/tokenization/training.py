@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..progress import progress_bar
-from .bpe import ENDOFTEXT, BPETokenizer, special_token_pattern
+from .bpe import ENDOFTEXT, BPETokenizer, merge_pair, special_token_pattern
 from .byte_level import BYTE_TO_UNICODE, pretokenize, to_symbols
 
 Pair = tuple[str, str]
@@ -61,7 +61,7 @@ def train_bpe(
             vocab[new_token] = age[new_token] = len(vocab)
             progress.update()
         for i in words_with.pop(best):
-            _replace_word(i, _merge_pair(words[i], best), words, counts, pair_counts, words_with)
+            _replace_word(i, merge_pair(words[i], best), words, counts, pair_counts, words_with)
         del pair_counts[best]
     progress.close()
 
@@ -136,18 +136,6 @@ def _count_pairs(words: list[list[str]], counts: list[int]) -> tuple[Counter[Pai
             pair_counts[pair] += counts[i]
             words_with[pair].add(i)
     return pair_counts, words_with
-
-
-def _merge_pair(word: list[str], pair: Pair) -> list[str]:
-    merged, i = [], 0
-    while i < len(word):
-        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
-            merged.append(word[i] + word[i + 1])
-            i += 2
-        else:
-            merged.append(word[i])
-            i += 1
-    return merged
 
 
 def _replace_word(i, new_word, words, counts, pair_counts, words_with) -> None:
