@@ -25,7 +25,7 @@ from ..conversion.sources import check_readable
 from ..conversion.safetensors_stream import write_sharded
 from ..conversion.sources import SafetensorsSource
 from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
-from ..modeling.modeling_scratch_gpt2 import auto_map
+from ..modeling.configuration_scratch_gpt2 import auto_map
 from ..progress import progress_bar, progress_bars
 from .card import HUB_ID, build_card
 from .records import read_records, weight_files

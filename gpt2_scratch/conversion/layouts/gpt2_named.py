@@ -88,26 +88,9 @@ class ScratchLayout(TransformersLayout):
         config = to_config(hparams, architectures=[model_class.__name__], dtype=str(dtype).removeprefix("torch."))
         with torch.device("meta"):
             model = model_class(config)
-        config.auto_map = scratch_auto_map()
         custom_object_save(model, folder)  # copies the model's code, so that trust_remote_code users can load it
         config.save_pretrained(folder)
         GenerationConfig.from_model_config(config).save_pretrained(folder)
-
-
-def scratch_auto_map() -> dict[str, str]:
-    """The Auto classes' entries naming every ScratchGPT2 head in the copied code."""
-    from gpt2_scratch.modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
-
-    config_module = configuration_scratch_gpt2.__name__.rsplit(".", 1)[-1]
-    model_module = modeling_scratch_gpt2.__name__.rsplit(".", 1)[-1]
-    auto_map = {"AutoConfig": f"{config_module}.ScratchGPT2Config"}
-    for auto, head in (
-        ("AutoModel", "ScratchGPT2Model"),
-        ("AutoModelForCausalLM", "ScratchGPT2ForCausalLM"),
-        ("AutoModelForSequenceClassification", "ScratchGPT2ForSequenceClassification"),
-    ):
-        auto_map[auto] = f"{model_module}.{head}"
-    return auto_map
 
 
 def refuse_features_we_lack(config: dict) -> None:
