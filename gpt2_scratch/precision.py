@@ -8,7 +8,7 @@ generate() all run it through the model's own blocks.
 
 | precision | matmul weights | kernel |
 |---|---|---|
-| float32  | float32, stored input-major | torch.addmm over the (in, out) transpose (MKL's gemv streams it at full bandwidth) |
+| float32  | float32, stored input-major (narrowing ones as nn.Linear) | torch.addmm over the (in, out) transpose |
 | bfloat16 | bfloat16, oneDNN's blocked layout | torch.ops.mkldnn._linear_pointwise over weights packed once |
 | float16  | float16, nn.Linear's layout | F.linear (no packed float16 kernel on CPUs without AVX512-FP16) |
 | int8     | int8, one float scale per output row | torch._weight_int8pack_mm with bfloat16 activations |
@@ -124,7 +124,7 @@ def decoding_model(model, precision: str = "float32"):
     """
     dtype, kernel = KERNELS[check_precision(precision)]
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    kernels = {id(linear): kernel(linear) for linear in linears} if kernel else {}
+    kernels = {id(linear): kernel(linear) for linear in linears if kernel and wants(kernel, linear)}
     onto_huge_pages(list(kernels.values()))
     memo = dict(kernels)  # deepcopy takes these in place of the nn.Linears, and copies everything else
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
@@ -136,6 +136,12 @@ def decoding_model(model, precision: str = "float32"):
             parameter.data = parameter.data.to(dtype)
     decoder.requires_grad_(False)
     return decoder
+
+
+def wants(kernel, linear: nn.Linear) -> bool:
+    """Whether `kernel` beats nn.Linear on `linear`: everywhere but float32's narrowing matmuls (the MLP's output
+    projection), whose gemv is faster over nn.Linear's own layout."""
+    return kernel is not InputMajorLinear or linear.out_features >= linear.in_features
 
 
 def onto_huge_pages(kernels: list[nn.Module]) -> None:

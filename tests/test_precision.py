@@ -104,9 +104,8 @@ def test_int8_perplexity_is_within_one_percent_of_float32(verdict_tokens):
     """On GPT-2 small with random weights, and on a model trained here for a few seconds on The Verdict."""
     torch.manual_seed(0)
     small = ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("small")).eval()
-    float32, int8 = verdict_perplexity(small, verdict_tokens, 256), verdict_perplexity(
-        decoding_model(small, "int8"), verdict_tokens, 256
-    )
+    head = verdict_tokens[:1024]  # four windows of 256: GPT-2 small's forward is the slow part
+    float32, int8 = verdict_perplexity(small, head, 256), verdict_perplexity(decoding_model(small, "int8"), head, 256)
     assert abs(int8 / float32 - 1) < 0.01, (float32, int8)
 
     torch.manual_seed(0)
