@@ -9,7 +9,9 @@ the ratio ours / reference of the medians plus both absolute figures as median (
 - train:    tokens/s of one training step (forward + backward + AdamW);
 - generate: new tokens/s of greedy decoding (32-token prompt, 128 new tokens) at batch 1 and 8, and the time to
             the first token; ours through generate() (dynamic and static cache) and through the lean decoding loop
-            of gpt2_scratch.generation, also over the decoding layout of gpt2_scratch.speed;
+            of gpt2_scratch.generation over gpt2_scratch.precision.decoding_model in every precision (float32,
+            bfloat16, float16, int8), each also against our float32; when llama-cpp-python is installed, llama.cpp
+            on the same weights exported to GGUF F32, F16 and Q8_0, against our float32 and the matching precision;
 - mfu:      achieved FLOP/s of the forward pass and training step against a measured matmul ceiling;
 - memory:   peak RSS of loading a checkpoint, of one training step and of converting a checkpoint, each measured
             in a fresh process (benchmarks/memory_probe.py).
@@ -43,7 +45,8 @@ from benchmarks.harness import Report, Row, machine_description, markdown_table,
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
 from gpt2_scratch.conversion import to_transformers_gpt2  # noqa: E402
 from gpt2_scratch.generation import generate_tokens  # noqa: E402
-from gpt2_scratch.speed import decoding_layout, pad_vocabulary  # noqa: E402
+from gpt2_scratch.precision import PRECISIONS, decoding_model  # noqa: E402
+from gpt2_scratch.speed import pad_vocabulary  # noqa: E402
 from gpt2_scratch.training.evaluation import flops_per_token  # noqa: E402
 
 SECTIONS = ("forward", "train", "generate", "mfu", "memory")
@@ -214,47 +217,107 @@ def timed_lean_loop(model, input_ids, new_tokens: int, device: str):
     return first, time.perf_counter() - start, torch.stack(tokens, dim=1)
 
 
+def llama_cpp_models(ours, folder: Path) -> dict:
+    """llama.cpp (llama-cpp-python) over our weights exported to GGUF F32, F16 and Q8_0, keyed by the precision of
+    ours each is compared with; empty when llama_cpp is not installed or GPT-2's tokenizer (which llama.cpp needs
+    in the file) is not beside the repository."""
+    try:
+        import llama_cpp
+    except ImportError:
+        print("  (llama.cpp rows skipped: pip install llama-cpp-python to add them)")
+        return {}
+    from gpt2_scratch.conversion import save_model
+
+    tokenizer = REPO_ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
+    if not tokenizer.is_dir():
+        print(f"  (llama.cpp rows skipped: no GPT-2 tokenizer at {tokenizer} to embed in the GGUF files)")
+        return {}
+    models = {}
+    for dtype, precision in (("float32", "float32"), ("float16", "float16"), ("q8_0", "int8")):
+        path = save_model(ours, folder / dtype, layout="gguf", dtype=dtype, tokenizer=tokenizer) / "model.gguf"
+        models[precision] = llama_cpp.Llama(
+            str(path), n_ctx=256, n_threads=torch.get_num_threads(), n_threads_batch=torch.get_num_threads(),
+            verbose=False,
+        )
+    return models
+
+
+def timed_llama_cpp(llm, input_ids, new_tokens: int):
+    """The figures of timed_lean_loop for llama.cpp: greedy, one token at a time through llama_cpp.Llama.eval."""
+    import numpy as np
+
+    llm.reset()
+    start = time.perf_counter()
+    llm.eval(input_ids[0].tolist())
+    tokens = [int(np.argmax(llm.scores[llm.n_tokens - 1]))]
+    first = time.perf_counter() - start
+    for _ in range(new_tokens - 1):
+        llm.eval(tokens[-1:])
+        tokens.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+    return first, time.perf_counter() - start, torch.tensor([tokens])
+
+
 def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
-    """Greedy decoding. "decoding layout" is ours after gpt2_scratch.speed.decoding_layout (the same weights,
-    stored input-major); the bf16 variant holds its weights in bfloat16 (half the bytes to read per token), so
-    its tokens may part from the float32 reference's where two logits are nearly tied."""
+    """Greedy decoding. "lean loop <precision>" is the lean loop over decoding_model(ours, precision); the 16-bit
+    and int8 ones compute with rounded weights, so their tokens may part from the float32 reference's where two
+    logits are nearly tied. Each of them is also compared with our float32 lean loop, and llama.cpp (when
+    installed) with our lean loop in the same precision."""
     new = plan.new_tokens
-    laid_out = decoding_layout(copy.deepcopy(ours))
-    ours_bf16 = copy.deepcopy(ours).to(torch.bfloat16)
-    for batch in plan.generate_batches:
-        input_ids = random_tokens(batch, plan.prompt_length, plan.device)
-        candidates = {
-            "ours generate()": lambda: timed_generate(ours, input_ids, new, plan.device),
-            "ours generate(static cache)": lambda: timed_generate(
-                ours, input_ids, new, plan.device, cache_implementation="static"
-            ),
-            "ours lean loop (generation.py)": lambda: timed_lean_loop(ours, input_ids, new, plan.device),
-            "ours lean loop + decoding layout": lambda: timed_lean_loop(laid_out, input_ids, new, plan.device),
-            "ours lean loop, bf16 weights": lambda: timed_lean_loop(ours_bf16, input_ids, new, plan.device),
-            "reference": lambda: timed_generate(reference, input_ids, new, plan.device),
-        }
-        with torch.inference_mode():
-            results = interleaved(candidates, plan)
-        reference_tokens = results["reference"][0][2]
-        reference_decode = [batch * (new - 1) / (total - first) for first, total, _ in results["reference"]]
-        for name in candidates:
-            if name == "reference":
-                continue
-            same = all(torch.equal(tokens, reference_tokens) for _, _, tokens in results[name])
-            note = "greedy tokens identical to the reference" if same else "GREEDY TOKENS DIFFER from the reference"
-            decode = [batch * (new - 1) / (total - first) for first, total, _ in results[name]]
+    decoders = {precision: decoding_model(ours, precision) for precision in PRECISIONS}
+    with tempfile.TemporaryDirectory(prefix="gpt2-scratch-gguf-") as folder:
+        llamas = llama_cpp_models(ours, Path(folder)) if plan.device == "cpu" else {}
+        for batch in plan.generate_batches:
+            input_ids = random_tokens(batch, plan.prompt_length, plan.device)
+            candidates = {
+                "ours generate()": lambda: timed_generate(ours, input_ids, new, plan.device),
+                "ours generate(static cache)": lambda: timed_generate(
+                    ours, input_ids, new, plan.device, cache_implementation="static"
+                ),
+                **{
+                    f"ours lean loop {precision}": lambda d=decoder: timed_lean_loop(d, input_ids, new, plan.device)
+                    for precision, decoder in decoders.items()
+                },
+                **({
+                    f"llama.cpp {precision}": lambda m=llm: timed_llama_cpp(m, input_ids, new)
+                    for precision, llm in llamas.items()
+                } if batch == 1 else {}),
+                "reference": lambda: timed_generate(reference, input_ids, new, plan.device),
+            }
+            with torch.inference_mode():
+                results = interleaved(candidates, plan)
+            add_generate_rows(report, size, batch, results, new)
+
+
+def add_generate_rows(report: Report, size: str, batch: int, results: dict, new: int):
+    """Each candidate against the reference (decode rate, time to the first token at batch 1), and the lean loops
+    and llama.cpp against our float32 lean loop and llama.cpp against ours in its precision."""
+
+    def decode(name):
+        return [batch * (new - 1) / (total - first) for first, total, _ in results[name]]
+
+    reference_tokens = results["reference"][0][2]
+    for name in results:
+        if name == "reference":
+            continue
+        same = all(torch.equal(tokens, reference_tokens) for _, _, tokens in results[name])
+        note = "greedy tokens identical to the reference" if same else "greedy tokens differ from the reference"
+        report.add(Row("generate", size, f"b{batch} {name} decode", "new tok/s", decode(name), decode("reference"), note=note))
+        if batch == 1:
             report.add(
-                Row("generate", size, f"b{batch} {name} decode", "new tok/s", decode, reference_decode, note=note)
-            )
-            if batch == 1:
-                report.add(
-                    Row(
-                        "generate", size, f"b{batch} {name} first token", "ms",
-                        [1e3 * first for first, _, _ in results[name]],
-                        [1e3 * first for first, _, _ in results["reference"]],
-                        higher_is_better=False,
-                    )
+                Row(
+                    "generate", size, f"b{batch} {name} first token", "ms",
+                    [1e3 * first for first, _, _ in results[name]],
+                    [1e3 * first for first, _, _ in results["reference"]],
+                    higher_is_better=False,
                 )
+            )
+        precision = name.rsplit(" ", 1)[-1]
+        if precision in PRECISIONS and name != "ours lean loop float32":
+            report.add(Row("generate", size, f"b{batch} {name} decode vs ours float32", "new tok/s", decode(name),
+                           decode("ours lean loop float32"), note="reference = ours lean loop float32"))
+        if name.startswith("llama.cpp"):
+            report.add(Row("generate", size, f"b{batch} ours lean loop {precision} decode vs llama.cpp", "new tok/s",
+                           decode(f"ours lean loop {precision}"), decode(name), note=f"reference = {name}"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -8,9 +8,8 @@ of a small model's decoding time. This module decodes with the least per-step wo
   new step into place; attention reads a view of the filled part, so no step copies or reallocates the cache
   and no attention mask is needed (a single new query may look at everything before it).
 - `OneTokenDecoder` runs the prompt through the model into that cache, then every later step, one token per
-  row, through the model's weights with plain torch functions (layer_norm, addmm, scaled dot-product attention,
-  gelu), skipping what a general forward pass does on every call (module calls, masks and position ids,
-  attention dispatch, output objects).
+  row, through the model's blocks, skipping what the trunk's forward does on every call (masks and position ids,
+  output objects).
 - `generate_tokens` runs the loop and yields each new token as it comes; greedy decoding gives the same tokens
   as `model.generate(do_sample=False)`. It drives any transformers causal LM that takes a KV cache
   (ours through `OneTokenDecoder`, others, such as transformers' own GPT-2, through their forward).
@@ -18,7 +17,7 @@ of a small model's decoding time. This module decodes with the least per-step wo
   (`stream_text` does that last part for any stream of token ids).
 
 Batch-1 decoding on a CPU reads every weight once per token, so it is bound by memory bandwidth; the other
-lever is where and how the weights lie in memory, see `gpt2_scratch.speed.decoding_layout`.
+levers are the bytes per weight and the kernel that reads them, see `gpt2_scratch.precision.decoding_model`.
 """
 
 from __future__ import annotations
@@ -27,11 +26,8 @@ import itertools
 import math
 import numbers
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 from transformers.cache_utils import Cache, DynamicLayer
 
 from .modeling.modeling_scratch_gpt2 import ScratchGPT2ForCausalLM
@@ -117,12 +113,17 @@ def check_generation_arguments(model, input_ids: torch.Tensor, max_new_tokens: i
     if input_ids.ndim != 2 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must be a (batch, time) tensor with at least one token, got shape {tuple(input_ids.shape)}.")
     check_sampling(max_new_tokens, temperature, top_k)
-    limit = getattr(model.config, "n_positions", None)
-    total = input_ids.shape[1] + max_new_tokens
-    if limit is not None and total > limit:
+    limit, prompt_length = getattr(model.config, "n_positions", None), input_ids.shape[1]
+    if limit is not None and prompt_length >= limit:
         raise ValueError(
-            f"The prompt ({input_ids.shape[1]} tokens) plus max_new_tokens ({max_new_tokens}) is {total} positions, "
-            f"more than the model's {limit} (config.n_positions): shorten the prompt or ask for fewer tokens."
+            f"The prompt has {prompt_length} tokens, which leaves no room in the model's context of {limit} tokens: "
+            f"shorten the prompt to fewer than {limit} tokens."
+        )
+    if limit is not None and prompt_length + max_new_tokens > limit:
+        raise ValueError(
+            f"The prompt ({prompt_length} tokens) plus max_new_tokens ({max_new_tokens}) is "
+            f"{prompt_length + max_new_tokens} positions, more than the model's {limit} (config.n_positions): "
+            "shorten the prompt or ask for fewer tokens."
         )
 
 
@@ -139,91 +140,27 @@ class ForwardStep:
         return output.logits[:, -1]
 
 
-class BlockTensors(NamedTuple):
-    """What a one-token step needs from one Block: its layer norms, and its matmuls' weights as (in, out) views
-    (x @ weight, no transpose per step) with their biases."""
-
-    ln_1: nn.Module
-    attn_weight: torch.Tensor
-    attn_bias: torch.Tensor | None
-    attn_proj_weight: torch.Tensor
-    attn_proj_bias: torch.Tensor
-    scaling: float
-    ln_2: nn.Module
-    fc_weight: torch.Tensor
-    fc_bias: torch.Tensor
-    gelu_approximate: str
-    mlp_proj_weight: torch.Tensor
-    mlp_proj_bias: torch.Tensor
-
-    @classmethod
-    def of(cls, block: nn.Module) -> "BlockTensors":
-        attention, mlp = block.attn, block.mlp
-        return cls(
-            block.ln_1,
-            attention.c_attn.weight.t(),
-            attention.c_attn.bias,
-            attention.c_proj.weight.t(),
-            attention.c_proj.bias,
-            attention.scaling,
-            block.ln_2,
-            mlp.c_fc.weight.t(),
-            mlp.c_fc.bias,
-            mlp.act.approximate,
-            mlp.c_proj.weight.t(),
-            mlp.c_proj.bias,
-        )
-
-
-def affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """x @ weight + bias in one call (what nn.Linear computes, with its weight already transposed)."""
-    return torch.mm(x, weight) if bias is None else torch.addmm(bias, x, weight)
-
-
-def layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-    """Our LayerNorm module's function, called without the module machinery around it."""
-    return F.layer_norm(x, norm.weight.shape, norm.weight, norm.bias, norm.eps)
-
-
 class OneTokenDecoder(ForwardStep):
     """Decoding steps of a ScratchGPT2ForCausalLM in evaluation mode: the prompt goes through the model's forward
-    like any other, and every later step, one token per row, straight through the model's tensors.
+    like any other, and every later step, one token per row, through the model's own blocks, called one after the
+    other: Block.forward is the only statement of the maths.
 
-    A step does what Block.forward does for a single position, x + attn(ln_1(x)) then x + mlp(ln_2(x)), on
-    (batch, width) vectors, with plain torch functions instead of module calls: batch-1 decoding on a CPU spends
-    most of its time reading weights, and what is left is the per-call overhead of a few hundred small operations,
-    so each one saved counts. The new key and value are written into the preallocated cache with one copy, and the
-    query attends to every cached position (nothing lies in its future, so no mask).
+    What a step skips is the trunk's per-call work, which a batch-1 step on a CPU (bound by reading the weights)
+    still pays on every token: masks and position ids (a single new query may look at every cached position, and
+    its position is the cache's length), hidden-state and attention bookkeeping, output objects. The new key and
+    value are written into the preallocated cache in place.
     """
-
-    def __init__(self, model, cache: PreallocatedCache):
-        super().__init__(model, cache)
-        trunk = model.transformer
-        self.blocks = [BlockTensors.of(block) for block in trunk.h]
-        self.token_embedding, self.position_embedding = trunk.wte.weight, trunk.wpe.weight
-        self.ln_f, self.lm_head_weight = trunk.ln_f, model.lm_head.weight.t()
-        self.vocab_size, self.n_head = model.config.vocab_size, model.config.n_head
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         p = self.cache.get_seq_length()  # positions cached so far: the new token's position
         if p == 0 or input_ids.shape[1] > 1:
             return super().__call__(input_ids)
         self.cache.layers[0].check_room(p + 1)
-        batch = input_ids.shape[0]
-        x = self.token_embedding[input_ids[:, 0]] + self.position_embedding[p]  # a new tensor: added to in place
-        width = x.shape[-1]
-        for block, layer in zip(self.blocks, self.cache.layers):
-            qkv = affine(layer_norm(x, block.ln_1), block.attn_weight, block.attn_bias)
-            qkv = qkv.view(batch, 3, self.n_head, width // self.n_head)
-            layer.key_value_buffer[:, :, :, p].copy_(qkv[:, 1:])
-            layer.keys, layer.values = layer.key_buffer[:, :, : p + 1], layer.value_buffer[:, :, : p + 1]
-            query = qkv[:, 0, :, None]  # (batch, heads, 1, head_dim)
-            output = F.scaled_dot_product_attention(query, layer.keys, layer.values, scale=block.scaling)
-            x += affine(output.view(batch, width), block.attn_proj_weight, block.attn_proj_bias)
-            hidden = affine(layer_norm(x, block.ln_2), block.fc_weight, block.fc_bias)
-            hidden = F.gelu(hidden, approximate=block.gelu_approximate)
-            x += affine(hidden, block.mlp_proj_weight, block.mlp_proj_bias)
-        return torch.mm(layer_norm(x, self.ln_f), self.lm_head_weight)[:, : self.vocab_size]
+        trunk = self.model.transformer
+        x = trunk.wte(input_ids) + trunk.wpe.weight[p]  # (batch, 1, width)
+        for block in trunk.h:
+            x = block(x, None, self.cache)[0]
+        return self.model.lm_head(trunk.ln_f(x[:, -1]))[:, : self.model.config.vocab_size]
 
 
 def decoding_steps(model, cache: PreallocatedCache) -> ForwardStep:
@@ -297,12 +234,16 @@ def stream_generate(
     """Continue `prompt` with `model`, yielding the new text piece by piece as it is generated.
 
     Greedy when temperature is 0, else sampling from the top_k likeliest tokens (all when None); `seed` makes
-    sampling repeatable. Stops after max_new_tokens or, with stop_at_eos, at the end-of-text token (not yielded).
+    sampling repeatable. Stops after max_new_tokens, at the end of the model's context, or, with stop_at_eos, at
+    the end-of-text token (not yielded).
     """
     if not prompt:
         raise ValueError("The prompt is empty: give at least one character to continue from.")
     device = next(model.parameters()).device
     input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(device)
+    room = model.config.n_positions - input_ids.shape[1]
+    if isinstance(max_new_tokens, numbers.Integral) and room >= 1:  # what fits; generate_tokens refuses the rest
+        max_new_tokens = min(max_new_tokens, room)
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     eos_token_id = tokenizer.eos_token_id if stop_at_eos else None
     tokens = generate_tokens(

@@ -3,12 +3,6 @@
 - `pad_vocabulary` gives an existing model (one loaded from a GPT-2 checkpoint, say) a padded vocabulary: matmuls
   over 50304 rows run faster than over 50257 (≈1.27x for GPT-2 small's output projection on a 2-core CPU, more
   on GPUs), while logits keep vocab_size columns and every output stays the same.
-- `decoding_layout` stores the float32 weights of the widening matmuls (the fused Q/K/V and MLP input projections,
-  the attention output projection and the LM head) transposed in memory, without keeping two copies: decoding one
-  token per row multiplies a vector by each weight, and on a CPU that product reads a weight stored input-major
-  at close to memory bandwidth but a weight stored output-major (nn.Linear's layout) up to 1.4x slower (GPT-2
-  small's LM head: 6.1 ms against 8.1 ms on a 2-core Xeon). On the CPU it also puts every float32 weight into one
-  buffer backed by 2 MB pages, which reads a few percent faster again. Values, names and shapes stay the same.
 - `load_low_memory` loads one of our checkpoint folders in any dtype holding the finished weights plus one
   tensor at most: `from_pretrained` memory-maps each safetensors file and keeps the file's pages resident next
   to the converted copies until the file is done, which for a single-file XL checkpoint read as bfloat16 means
@@ -17,7 +11,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
 
@@ -47,67 +40,6 @@ def pad_vocabulary(model, multiple: int = 64):
     return model
 
 
-HUGE_PAGE = 2 * 1024 * 1024  # bytes: the size of a transparent huge page on x86-64 and most arm64 Linux kernels
-
-
-def huge_page_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
-    """An empty 1-D CPU tensor of `numel` elements starting on a 2 MB boundary, in private anonymous memory that
-    Linux is asked to back with transparent huge pages (madvise MADV_HUGEPAGE). Where the platform has no such
-    advice (macOS, Windows), an ordinary tensor.
-
-    Reading a weight walks its pages: with 4 KB pages GPT-2 small's 498 MB of weights span 120,000 of them, and
-    every token of batch-1 decoding misses the TLB on each; with 2 MB pages, 250.
-    """
-    if not hasattr(mmap, "MADV_HUGEPAGE"):
-        return torch.empty(numel, dtype=dtype)
-    itemsize = dtype.itemsize
-    memory = mmap.mmap(-1, numel * itemsize + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    memory.madvise(mmap.MADV_HUGEPAGE)
-    buffer = torch.frombuffer(memory, dtype=torch.uint8)  # keeps `memory` alive as long as any view of it
-    skip = -buffer.data_ptr() % HUGE_PAGE
-    return buffer[skip : skip + numel * itemsize].view(dtype)
-
-
-@torch.no_grad()
-def decoding_layout(model):
-    """Lay out `model`'s float32 weights for decoding one token at a time, in place; returns the model.
-
-    Values, names and shapes stay the same; what changes is where and how they lie in memory:
-
-    - the weight of every nn.Linear whose output is at least as wide as its input is stored transposed
-      (input-major, the layout of OpenAI's Conv1D), the transpose of a contiguous (in, out) tensor, so F.linear
-      hands the matrix multiply an untransposed operand. A tied LM head and token embedding share one tensor, so
-      the embedding follows. The narrowing MLP output projection keeps nn.Linear's layout, the faster one for it;
-    - on the CPU, all float32 parameters move into one buffer backed by huge pages (see huge_page_buffer), in
-      the order the model uses them.
-
-    Weights in other dtypes than float32 stay as they are (on the CPU, bfloat16 matrix-vector products are slower
-    over the transposed layout): cast first, then lay out. Training and saving work as before (save_pretrained
-    writes the standard layout, one tensor per weight); a cast gives ordinary tensors in the same layout.
-    """
-    transposed = {
-        id(module.weight)
-        for module in model.modules()
-        if isinstance(module, nn.Linear) and module.out_features >= module.in_features
-    }
-    parameters = [p for p in model.parameters() if p.dtype == torch.float32]  # tied ones come once
-    on_cpu = bool(parameters) and all(p.device.type == "cpu" for p in parameters)
-    buffer = huge_page_buffer(sum(p.numel() for p in parameters), torch.float32) if on_cpu else None
-    offset = 0
-    for parameter in parameters:
-        if buffer is not None:
-            storage = buffer[offset : offset + parameter.numel()]
-            offset += parameter.numel()
-        elif id(parameter) in transposed:
-            storage = torch.empty_like(parameter).view(-1)
-        else:
-            continue  # off the CPU only the transposes change
-        if id(parameter) in transposed:  # the (in, out) transpose lies contiguous, the parameter is its transpose
-            out_features, in_features = parameter.shape
-            parameter.data = storage.view(in_features, out_features).copy_(parameter.t()).t()
-        else:
-            parameter.data = storage.view(parameter.shape).copy_(parameter)
-    return model
 
 
 def load_low_memory(folder: str | os.PathLike, dtype: torch.dtype | None = None):
@@ -155,4 +87,4 @@ def load_low_memory(folder: str | os.PathLike, dtype: torch.dtype | None = None)
     return model.eval()
 
 
-__all__ = ["decoding_layout", "huge_page_buffer", "load_low_memory", "pad_vocabulary"]
+__all__ = ["load_low_memory", "pad_vocabulary"]

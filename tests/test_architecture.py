@@ -25,6 +25,7 @@ LAYERS = {
     "modeling": 1,  # and, as Hub remote code, nothing of the package at all (see below)
     "data": 2,
     "generation": 2,
+    "precision": 2,
     "lora": 2,
     "tokenization": 3,
     "conversion": 4,

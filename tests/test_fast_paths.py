@@ -3,6 +3,7 @@ GPT-2 generate() with the same weights, and the training levers against plain tr
 by benchmarks/run.py, never here."""
 
 import copy
+import json
 import mmap
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from gpt2_scratch.generation import (
     stream_generate,
     stream_text,
 )
-from gpt2_scratch.speed import decoding_layout, load_low_memory, pad_vocabulary
+from gpt2_scratch.modeling.configuration_scratch_gpt2 import auto_map
+from gpt2_scratch.precision import InputMajorLinear, decoding_model
+from gpt2_scratch.speed import load_low_memory, pad_vocabulary
 from gpt2_scratch.training.optim import decay_groups
 
 pytestmark = pytest.mark.core
@@ -142,33 +145,31 @@ def test_models_in_training_mode_and_others_decode_through_their_forward(pair):
         ours.eval()
 
 
-def test_decoding_layout_changes_no_output(pair, tmp_path):
+def test_float32_decoding_model_changes_no_output_and_leaves_the_model_alone(pair, tmp_path):
     reference, ours = pair
-    laid_out = decoding_layout(copy.deepcopy(ours))
-    attention, mlp = laid_out.transformer.h[0].attn, laid_out.transformer.h[0].mlp
-    for weight in (attention.c_attn.weight, attention.c_proj.weight, mlp.c_fc.weight, laid_out.lm_head.weight):
-        assert weight.t().is_contiguous() and not weight.is_contiguous()
-    assert mlp.c_proj.weight.is_contiguous()  # narrowing: nn.Linear's layout is the faster one
-    assert laid_out.lm_head.weight is laid_out.transformer.wte.weight
-    if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux: every float32 weight lies in one buffer that starts on a huge page
-        storages = {p.untyped_storage().data_ptr() for p in laid_out.parameters()}
-        assert len(storages) == 1 and min(p.data_ptr() for p in laid_out.parameters()) % (2 * 1024 * 1024) == 0
+    before = {name: tensor.clone() for name, tensor in ours.state_dict().items()}
+    decoder = decoding_model(ours, "float32")
+    c_attn = decoder.transformer.h[0].attn.c_attn
+    assert isinstance(c_attn, InputMajorLinear) and c_attn.weight_in_out.is_contiguous()
+    assert decoder.transformer.wte.weight.data_ptr() == decoder.lm_head.weight_in_out.data_ptr()  # tied: one copy
+    if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux: the weights read per token start on a huge page
+        assert c_attn.weight_in_out.data_ptr() % (2 * 1024 * 1024) == 0
+    assert ours.lm_head.weight is ours.transformer.wte.weight and isinstance(ours.lm_head, torch.nn.Linear)
     for name, tensor in ours.state_dict().items():
-        assert torch.equal(laid_out.state_dict()[name], tensor), name
+        assert tensor.is_contiguous() and torch.equal(tensor, before[name]), name
 
     input_ids = torch.randint(0, 50257, (3, 9), generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(laid_out(input_ids).logits, reference(input_ids).logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(decoder(input_ids).logits, reference(input_ids).logits, atol=1e-5, rtol=1e-5)
     expected = reference_greedy(reference, input_ids, 24, min_new_tokens=24)
-    assert torch.equal(torch.stack(list(generate_tokens(laid_out, input_ids, 24)), dim=1), expected)
-    generated = laid_out.generate(input_ids, max_new_tokens=24, min_new_tokens=24, do_sample=False, pad_token_id=50256)
+    assert torch.equal(torch.stack(list(generate_tokens(decoder, input_ids, 24)), dim=1), expected)
+    generated = decoder.generate(input_ids, max_new_tokens=24, min_new_tokens=24, do_sample=False, pad_token_id=50256)
     assert torch.equal(generated[:, 9:], expected)
-    assert copy.deepcopy(laid_out).to(torch.bfloat16).lm_head.weight.t().is_contiguous()  # casts keep the layout
-    assert decoding_layout(copy.deepcopy(ours).to(torch.bfloat16)).lm_head.weight.is_contiguous()  # float32 only
 
-    laid_out.save_pretrained(tmp_path)  # saved in the standard layout, the tied weight once
+    ours.save_pretrained(tmp_path)  # the model itself saves as ever, its config naming every head for remote code
+    assert json.loads((tmp_path / "config.json").read_text())["auto_map"] == auto_map()
+    assert len(auto_map()) == 4
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
-    assert reloaded.lm_head.weight.is_contiguous() and reloaded.lm_head.weight is reloaded.transformer.wte.weight
-    assert torch.equal(reloaded(input_ids).logits, laid_out(input_ids).logits)
+    assert torch.equal(reloaded(input_ids).logits, ours(input_ids).logits)
 
 
 def test_stopping_at_end_of_text_matches_transformers(pair):

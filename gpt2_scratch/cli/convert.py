@@ -27,7 +27,10 @@ def register(subparsers) -> None:
         default="scratch",
         help="layout to write (default: scratch, this package's model)",
     )
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="dtype to write (default: SRC's)")
+    parser.add_argument(
+        "--dtype", choices=["float32", "float16", "bfloat16", "q8_0"],
+        help="dtype to write (default: SRC's); q8_0 (llama.cpp's 8-bit blocks) for the gguf layout only",
+    )
     parser.add_argument(
         "--n-head", type=int, help="attention heads, for layouts that do not record them (default: width / 64)"
     )

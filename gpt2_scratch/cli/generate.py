@@ -20,6 +20,11 @@ def register(subparsers) -> None:
     parser.add_argument("--top-k", type=int, default=25, help="sample among the k likeliest tokens (0: all)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 picks the likeliest token (greedy)")
     parser.add_argument("--seed", type=int, help="seed for a repeatable sample")
+    parser.add_argument(
+        "--dtype", default="float32", metavar="float32|bfloat16|float16|int8",
+        help="precision to decode in: bfloat16 and float16 halve the bytes read per token, int8 (weights only, one "
+        "scale per output row) quarters them (default float32)",
+    )
     no_progress_option(parser)
     parser.set_defaults(func=run)
 
@@ -27,5 +32,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from gpt2_scratch.training.generate import generate_text
 
-    generate_text(args.checkpoint, args.prompt, args.max_new_tokens, args.top_k, args.temperature, args.seed, stream=True)
+    generate_text(
+        args.checkpoint, args.prompt, args.max_new_tokens, args.top_k, args.temperature, args.seed, stream=True,
+        precision=args.dtype,
+    )
     return 0

@@ -35,6 +35,8 @@ DTYPES = {
     "fp16": torch.float16,
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
+    "int8": torch.int8,  # 8-bit weights: load_model quantises per output row, a GGUF export writes Q8_0 blocks
+    "q8_0": torch.int8,
 }
 
 # Which layouts a container can hold, most specific first; detection tries them in this order.
@@ -97,8 +99,13 @@ def load_model(src, layout: str | None = None, dtype=torch.float32, **overrides)
     ScratchGPT2ForSequenceClassification when it holds a classifier head.
 
     `layout` names the source's layout (detected when None); `overrides` set hyperparameters the format does
-    not record (n_head for a bare state dict whose width is not a multiple of 64, dropouts, ...).
+    not record (n_head for a bare state dict whose width is not a multiple of 64, dropouts, ...). dtype "int8"
+    gives a model for inference with int8 weights (gpt2_scratch.precision.decoding_model(model, "int8")).
     """
+    if parse_dtype(dtype) == torch.int8:
+        from gpt2_scratch.precision import decoding_model
+
+        return decoding_model(load_model(src, layout, torch.float32, **overrides), "int8")
     layout_, bound, hparams = bind_any(open_checkpoint(src), layout, **overrides)
     dtype = parse_dtype(dtype)
     # Each tensor is cast as it arrives, so a float32 checkpoint loaded as bfloat16 never holds both copies.
@@ -183,6 +190,9 @@ def convert(
     plan = export_plan(target, hparams)
     source_dtype, tensors = peek_dtype(export_tensors(target, hparams, our_reader(bound, hparams)))
     out_dtype = parse_dtype(dtype) or source_dtype
+    if out_dtype == torch.int8 and target.container != "gguf":
+        raise ValueError(f"8-bit weights (dtype {dtype!r}) are written as GGUF's Q8_0 only; the {to_layout!r} layout "
+                         "takes float32, float16 or bfloat16.")
     provenance = None if checkpoint.container in IN_MEMORY else Provenance(  # a model in memory: its run says
         kind="converted", source=checkpoint.origin, layout=source_layout.name,
         base_model=checkpoint.origin if is_hub_id(checkpoint.origin) else None,

@@ -25,7 +25,7 @@ from ..conversion.sources import check_readable
 from ..conversion.containers.safetensors_stream import write_sharded
 from ..conversion.containers.safetensors_stream import SafetensorsSource
 from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
-from ..modeling.modeling_scratch_gpt2 import auto_map
+from ..modeling.configuration_scratch_gpt2 import auto_map
 from ..progress import progress_bar, progress_bars
 from ..provenance import HUB_ID
 from .card import build_card

@@ -24,6 +24,20 @@ def dropouts(probability: float) -> dict[str, float]:
     return dict.fromkeys(DROPOUTS, probability)
 
 
+def auto_map() -> dict[str, str]:
+    """config.json's `auto_map`: the code file and class behind each Auto class, so that any of them (AutoModel,
+    AutoModelForCausalLM, AutoModelForSequenceClassification) loads any of our checkpoints as remote code; the
+    model file sits beside this one."""
+    config_module = __name__.rsplit(".", 1)[-1]
+    model_module = config_module.replace("configuration_", "modeling_")
+    return {
+        "AutoConfig": f"{config_module}.ScratchGPT2Config",
+        "AutoModel": f"{model_module}.ScratchGPT2Model",
+        "AutoModelForCausalLM": f"{model_module}.ScratchGPT2ForCausalLM",
+        "AutoModelForSequenceClassification": f"{model_module}.ScratchGPT2ForSequenceClassification",
+    }
+
+
 def padded_vocab_size(vocab_size: int, multiple: int | None) -> int:
     """`vocab_size` rounded up to a multiple of `multiple` (None: unpadded)."""
     multiple = multiple or 1
@@ -86,6 +100,8 @@ class ScratchGPT2Config(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         self.validate_architecture()
+        if getattr(self, "auto_map", None) is None:  # saved into config.json: every head loads as remote code
+            self.auto_map = auto_map()
 
     def validate_architecture(self):
         """An impossible model fails here, when the config is made, with an error naming the field."""
@@ -143,4 +159,4 @@ class ScratchGPT2Config(PreTrainedConfig):
         return cls(**{**PRESETS[name], **overrides})
 
 
-__all__ = ["ScratchGPT2Config", "PRESETS", "DROPOUTS", "dropouts", "padded_vocab_size"]
+__all__ = ["ScratchGPT2Config", "PRESETS", "DROPOUTS", "auto_map", "dropouts", "padded_vocab_size"]

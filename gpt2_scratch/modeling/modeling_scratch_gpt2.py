@@ -190,11 +190,6 @@ class Block(GradientCheckpointingLayer):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def stands_alone(tensor: torch.Tensor) -> bool:
-    """Whether `tensor` is contiguous and owns its whole storage (not a view into a larger buffer)."""
-    return tensor.is_contiguous() and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
-
-
 class ScratchGPT2PreTrainedModel(PreTrainedModel):
     """What every ScratchGPT2 model shares: its config class, weight initialisation and capabilities."""
 
@@ -229,36 +224,6 @@ class ScratchGPT2PreTrainedModel(PreTrainedModel):
     def wants_dict(self, return_dict: bool | None) -> bool:
         """Whether forward returns its ModelOutput (the default) or, with return_dict=False, a plain tuple."""
         return return_dict if return_dict is not None else self.config.return_dict
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as transformers does, with an `auto_map` naming every head, so that any Auto class (AutoModel,
-        AutoModelForCausalLM, AutoModelForSequenceClassification) loads any of our checkpoints as remote code."""
-        self.config.auto_map = auto_map()
-        if kwargs.get("state_dict") is None and not all(stands_alone(p) for p in self.parameters()):
-            # Weights laid out for fast decoding (gpt2_scratch.speed.decoding_layout) are transposed in memory and
-            # share one buffer; they are saved in the standard layout, one tensor each. Tied weights share one
-            # copy, so that they are still saved once.
-            copies = {}
-            kwargs["state_dict"] = {}
-            for name, tensor in self.state_dict().items():
-                if tensor.data_ptr() not in copies:
-                    alone = stands_alone(tensor)
-                    copies[tensor.data_ptr()] = tensor if alone else tensor.clone(memory_format=torch.contiguous_format)
-                kwargs["state_dict"][name] = copies[tensor.data_ptr()]
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
-
-def auto_map() -> dict[str, str]:
-    """config.json's `auto_map`: the code file and class behind each Auto class, so that any of them loads any of our
-    checkpoints as remote code."""
-    module = __name__.rsplit(".", 1)[-1]
-    config_module = ScratchGPT2Config.__module__.rsplit(".", 1)[-1]
-    return {
-        "AutoConfig": f"{config_module}.ScratchGPT2Config",
-        "AutoModel": f"{module}.ScratchGPT2Model",
-        "AutoModelForCausalLM": f"{module}.ScratchGPT2ForCausalLM",
-        "AutoModelForSequenceClassification": f"{module}.ScratchGPT2ForSequenceClassification",
-    }
 
 
 def position_ids_from_attention_mask(attention_mask: torch.Tensor, query_length: int) -> torch.Tensor:
@@ -584,8 +549,8 @@ __all__ = [
 ]
 
 
-# save_pretrained copies this file and the configuration file next to the weights and writes an `auto_map` into
-# config.json, so that the checkpoint loads with trust_remote_code=True where gpt2_scratch is not installed.
+# save_pretrained copies this file and the configuration file next to the weights, and config.json carries the
+# config's `auto_map`, so that the checkpoint loads with trust_remote_code=True where gpt2_scratch is not installed.
 ScratchGPT2Config.register_for_auto_class()
 ScratchGPT2Model.register_for_auto_class("AutoModel")
 ScratchGPT2ForCausalLM.register_for_auto_class("AutoModelForCausalLM")

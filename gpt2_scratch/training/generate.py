@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..conversion.pretrained import load_pretrained
 from ..generation import check_sampling, stream_generate
-from ..speed import decoding_layout
+from ..precision import check_precision, decoding_model
 from .checkpoint import latest_checkpoint
 
 
@@ -24,32 +24,36 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
     return latest
 
 
-def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int = 50, top_k: int | None = 25,
-                  temperature: float = 1.0, seed: int | None = None, stream: bool = False) -> str:
-    """The continuation of `prompt` sampled with top-k and temperature (temperature 0: greedy), up to the end of
-    text. With `stream=True` the prompt and then the continuation are also printed, piece by piece as they come.
+def load_for_decoding(checkpoint: str | os.PathLike, precision: str = "float32"):
+    """The model of a model folder or run folder (its latest checkpoint), ready to decode in `precision`
+    ("float32", "bfloat16", "float16" or "int8": see gpt2_scratch.precision), and its tokenizer."""
+    check_precision(precision)  # before anything is read
+    model_dir = resolve_model_dir(checkpoint)
+    model = decoding_model(load_pretrained(AutoModelForCausalLM, model_dir), precision)
+    return model, AutoTokenizer.from_pretrained(model_dir)
 
-    It decodes with gpt2_scratch.generation's lean loop over the model in the decoding layout."""
+
+def generate_text(model_dir: str | os.PathLike, prompt: str, max_new_tokens: int = 50, top_k: int | None = 25,
+                  temperature: float = 1.0, seed: int | None = None, stream: bool = False,
+                  precision: str = "float32") -> str:
+    """The continuation of `prompt` sampled with top-k and temperature (temperature 0: greedy), up to the end of
+    text or of the model's context. With `stream=True` the prompt and then the continuation are also printed,
+    piece by piece as they come.
+
+    It decodes with gpt2_scratch.generation's lean loop, in `precision` (see load_for_decoding)."""
     check_sampling(max_new_tokens, temperature, top_k or None)  # before the model is loaded and the prompt printed
-    model_dir = resolve_model_dir(model_dir)
-    model = decoding_layout(load_pretrained(AutoModelForCausalLM, model_dir).eval())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompt_length = len(tokenizer(prompt)["input_ids"])
-    room = model.config.n_positions - prompt_length
-    if room < 1:
-        raise ValueError(
-            f"The prompt has {prompt_length} tokens, which leaves no room in the model's context of "
-            f"{model.config.n_positions} tokens: shorten the prompt to fewer than {model.config.n_positions} tokens."
-        )
+    model, tokenizer = load_for_decoding(model_dir, precision)
+    pieces = stream_generate(
+        model, tokenizer, prompt, max_new_tokens, temperature=temperature, top_k=top_k or None, seed=seed
+    )
+    first = next(pieces, "")  # the prompt is checked against the context before it is printed
     if stream:
-        print(prompt, end="", flush=True)
-    pieces = []
-    for piece in stream_generate(
-        model, tokenizer, prompt, min(max_new_tokens, room), temperature=temperature, top_k=top_k or None, seed=seed
-    ):
-        pieces.append(piece)
+        print(prompt + first, end="", flush=True)
+    text = [first]
+    for piece in pieces:
+        text.append(piece)
         if stream:
             print(piece, end="", flush=True)
     if stream:
         print()
-    return "".join(pieces)
+    return "".join(text)

@@ -1,8 +1,8 @@
 """GGUF files, the format of llama.cpp, through the `gguf` package: tensors, the gpt2.* hyperparameter keys and
 GPT-2's BPE tokenizer in the tokenizer.ggml.* keys, read and written as llama.cpp's convert_hf_to_gguf.py does.
 
-F32 files, or F16 for the 2-D tensors with LayerNorms, biases and the position embedding kept in F32, as llama.cpp's
-converter does.
+F32 files, or F16 or Q8_0 (dtype torch.int8, see q8_0.py) for the 2-D tensors with LayerNorms, biases and the
+position embedding kept in F32, as llama.cpp's converter does; Q8_0 tensors are read back as float32.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ...tokenization.vocab_files import read_merges, read_tokenizer_json, read_vocab
-from . import TensorSource, read_json
+from . import TensorSource, q8_0, read_json
 
 ARCH = "gpt2"
 # In an F16 file llama.cpp's converter keeps these 2-D tensors in F32, with every 1-D one.
@@ -29,20 +29,23 @@ class GGUFSource(TensorSource):
 
     def __init__(self, reader):
         self.tensors = {tensor.name: tensor for tensor in reader.tensors}
-        unsupported = [t.name for t in self.tensors.values() if t.tensor_type.name not in ("F32", "F16")]
+        unsupported = [t.name for t in self.tensors.values() if t.tensor_type.name not in ("F32", "F16", "Q8_0")]
         if unsupported:
             raise ValueError(
-                f"this GGUF file has quantized tensors ({unsupported[:3]} ...); only F32 and F16 are read."
+                f"this GGUF file has quantized tensors ({unsupported[:3]} ...); only F32, F16 and Q8_0 are read."
             )
 
     def names(self):
         return list(self.tensors)
 
     def shape(self, name):
-        return tuple(int(size) for size in self.tensors[name].data.shape)
+        tensor = self.tensors[name]
+        shape = tuple(int(size) for size in tensor.data.shape)
+        return shape if tensor.tensor_type.name != "Q8_0" else (*shape[:-1], shape[-1] // q8_0.BLOCK_BYTES * q8_0.BLOCK)
 
     def read(self, name):
-        return torch.from_numpy(np.array(self.tensors[name].data))
+        tensor = torch.from_numpy(np.array(self.tensors[name].data))
+        return tensor if self.tensors[name].tensor_type.name != "Q8_0" else q8_0.dequantize(tensor, self.shape(name))
 
 
 def gguf_module():
@@ -88,29 +91,37 @@ def embedded_tokenizer(reader) -> dict[str, str]:
 def write_gguf(path: Path, hparams: dict, plan, tensors, dtype: torch.dtype, tokenizer_folder: Path) -> None:
     """Tensor infos first (from the plan), then the header and metadata, then each tensor as it comes; the tokenizer
     in `tokenizer_folder`, if any, goes into the metadata."""
-    GGUFWriter, LlamaFileType = gguf_module().GGUFWriter, gguf_module().LlamaFileType
-    if dtype not in (torch.float32, torch.float16):
-        raise ValueError(f"GGUF export writes float32 or float16, not {dtype}.")
+    gguf = gguf_module()
+    file_types = {torch.float32: "ALL_F32", torch.float16: "MOSTLY_F16", torch.int8: "MOSTLY_Q8_0"}
+    if dtype not in file_types:
+        raise ValueError(f"GGUF export writes float32, float16 or q8_0 (int8), not {dtype}.")
     vocabulary = gguf_vocabulary(tokenizer_folder, hparams)  # first: a tokenizer that does not fit fails before writing
-    writer = GGUFWriter(path, ARCH)
-    add_model_metadata(writer, hparams, LlamaFileType.MOSTLY_F16 if dtype == torch.float16 else LlamaFileType.ALL_F32)
+    writer = gguf.GGUFWriter(path, ARCH)
+    add_model_metadata(writer, hparams, getattr(gguf.LlamaFileType, file_types[dtype]))
     if vocabulary is not None:
         add_vocabulary(writer, vocabulary)
     for item in plan:
-        stored = np.float16 if stored_dtype(item.name, item.shape, dtype) == torch.float16 else np.float32
-        writer.add_tensor_info(
-            item.name, item.shape, np.dtype(stored), int(np.prod(item.shape)) * np.dtype(stored).itemsize
-        )
+        stored = stored_dtype(item.name, item.shape, dtype)
+        if stored == torch.int8:
+            blocks = q8_0.byte_shape(tuple(item.shape))
+            writer.add_tensor_info(item.name, blocks, np.dtype(np.uint8), int(np.prod(blocks)),
+                                   raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor_info(item.name, item.shape, np.dtype(str(stored).removeprefix("torch.")),
+                                   int(np.prod(item.shape)) * stored.itemsize)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     for name, tensor in tensors:
-        writer.write_tensor_data(tensor.to(stored_dtype(name, tensor.shape, dtype)).contiguous().numpy())
+        stored = stored_dtype(name, tensor.shape, dtype)
+        data = q8_0.quantize(tensor) if stored == torch.int8 else tensor.to(stored).contiguous()
+        writer.write_tensor_data(data.numpy())
     writer.close()
 
 
 def stored_dtype(name: str, shape, dtype: torch.dtype) -> torch.dtype:
-    """llama.cpp keeps 1-D tensors (LayerNorms, biases) and the position embedding in F32 even in an F16 file."""
+    """llama.cpp keeps 1-D tensors (LayerNorms, biases) and the position embedding in F32 even in an F16 or Q8_0
+    file."""
     return dtype if len(shape) >= 2 and name not in F32_IN_F16 else torch.float32
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from ...modeling.configuration_scratch_gpt2 import dropouts
-from ...modeling.modeling_scratch_gpt2 import auto_map
 from ..hparams import gpt2_config, model_class, to_config
 from ..layout import ANY_GELU, EXACT_GELU, ZEROS, CopyOf, Layout, rule
 from ..transforms import IDENTITY, TRANSPOSE
@@ -88,7 +87,6 @@ class ScratchLayout(TransformersLayout):
         config = to_config(hparams, architectures=[head.__name__], dtype=str(dtype).removeprefix("torch."))
         with torch.device("meta"):
             model = head(config)
-        config.auto_map = auto_map()
         custom_object_save(model, folder)  # copies the model's code, so that trust_remote_code users can load it
         config.save_pretrained(folder)
         GenerationConfig.from_model_config(config).save_pretrained(folder)

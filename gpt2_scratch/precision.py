@@ -1,0 +1,190 @@
+"""Decoding in every precision: a copy of a model whose matmuls run the fastest kernel this CPU has for its weights.
+
+Batch-1 decoding reads every weight once per token, so the bytes per weight and the kernel that streams them set
+the pace. `decoding_model(model, precision)` returns a copy of `model` for decoding (the model itself is left as it
+is): the same modules, with each nn.Linear swapped for the kernel below (chosen by measurement, figures in
+docs/performance.md), so that the model's forward, the lean loop of gpt2_scratch.generation and transformers'
+generate() all run it through the model's own blocks.
+
+| precision | matmul weights | kernel |
+|---|---|---|
+| float32  | float32, stored input-major (narrowing ones as nn.Linear) | torch.addmm over the (in, out) transpose |
+| bfloat16 | bfloat16, oneDNN's blocked layout | torch.ops.mkldnn._linear_pointwise over weights packed once |
+| float16  | float16, nn.Linear's layout | F.linear (no packed float16 kernel on CPUs without AVX512-FP16) |
+| int8     | int8, one float scale per output row | torch._weight_int8pack_mm with bfloat16 activations |
+
+Everything else (embeddings, LayerNorms, biases, the residual stream) is float32 for float32 and int8, and in the
+model's dtype for the 16-bit precisions. The int8 weights are quantised per output channel, symmetric:
+scale = max|row| / 127 (kept in bfloat16, the kernel's dtype), q = round(w / scale); `Int8Linear.dequantized_weight` gives back scale * q.
+"""
+
+from __future__ import annotations
+
+import copy
+import mmap
+
+import torch
+from torch import nn
+
+
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} for decoding; choose one of {', '.join(PRECISIONS)}.")
+    return precision
+
+
+def flat_rows(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, x.shape[-1])
+
+
+class InputMajorLinear(nn.Module):
+    """nn.Linear over a float32 weight stored input-major, as the contiguous (in, out) tensor `weight_in_out`:
+    on a CPU the vector-matrix product of decoding streams that layout at memory bandwidth and nn.Linear's
+    (out, in) one up to 1.4x slower."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.register_buffer("weight_in_out", linear.weight.detach().to(torch.float32).t().contiguous())
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.float32).clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The (out, in) weight, a view."""
+        return self.weight_in_out.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = flat_rows(x)
+        y = torch.mm(rows, self.weight_in_out) if self.bias is None else torch.addmm(self.bias, rows, self.weight_in_out)
+        return y.view(*x.shape[:-1], -1)
+
+
+class PackedBF16Linear(nn.Module):
+    """nn.Linear over a bfloat16 weight that oneDNN has reordered once into its blocked layout: at batch 1 its
+    kernel runs 2-15x faster than F.linear over the same weight in nn.Linear's layout."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().to(torch.bfloat16)
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)  # an opaque oneDNN tensor, not a buffer
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+
+class Int8Linear(nn.Module):
+    """nn.Linear with int8 weights and one scale per output row (weight-only quantisation): y = x @ (scale * q).T + b.
+
+    torch's int8 kernel takes bfloat16 activations (float32 ones go through a slow path); the output comes back
+    in the input's dtype, the bias is added in it."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().to(torch.float32)
+        scale = (weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127).to(torch.bfloat16)
+        quantized = torch.round(weight / scale.to(torch.float32)[:, None]).clamp(-127, 127)  # the scale as stored
+        self.register_buffer("weight_int8", quantized.to(torch.int8))
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.float32).clone())
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """The float32 weight this layer computes with: scale * q."""
+        return self.weight_int8.to(torch.float32) * self.scale.to(torch.float32)[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch._weight_int8pack_mm(flat_rows(x).to(torch.bfloat16), self.weight_int8, self.scale).to(x.dtype)
+        y = y.view(*x.shape[:-1], -1)
+        return y if self.bias is None else y + self.bias
+
+
+def packed_bf16_available() -> bool:
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+# precision -> (dtype of the rest of the model, the nn.Linear replacement or None to keep nn.Linear)
+KERNELS = {
+    "float32": (torch.float32, InputMajorLinear),
+    "bfloat16": (torch.bfloat16, PackedBF16Linear if packed_bf16_available() else None),
+    "float16": (torch.float16, None),
+    "int8": (torch.float32, Int8Linear),
+}
+
+
+@torch.no_grad()
+def decoding_model(model, precision: str = "float32"):
+    """A copy of `model` (in evaluation mode) for decoding in `precision` (see PRECISIONS); `model` is left as it is.
+
+    The copy has the same modules, with each nn.Linear swapped for the precision's kernel, and computes what
+    `model` cast to that precision computes (int8: what the dequantised weights compute). On Linux its large
+    weights lie in one buffer backed by 2 MB pages (huge_page_buffer). It is for inference: its
+    state dict holds the kernels' tensors, so save or convert `model`, not the copy.
+    """
+    dtype, kernel = KERNELS[check_precision(precision)]
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    kernels = {id(linear): kernel(linear) for linear in linears if kernel and wants(kernel, linear)}
+    onto_huge_pages(list(kernels.values()))
+    memo = dict(kernels)  # deepcopy takes these in place of the nn.Linears, and copies everything else
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if isinstance(kernels.get(id(head)), InputMajorLinear) and head.weight is embedding.weight:
+        memo[id(embedding.weight)] = nn.Parameter(kernels[id(head)].weight, requires_grad=False)  # tied: one copy
+    decoder = copy.deepcopy(model, memo).eval()
+    for parameter in decoder.parameters():
+        if parameter.is_floating_point() and parameter.dtype != dtype:
+            parameter.data = parameter.data.to(dtype)
+    decoder.requires_grad_(False)
+    return decoder
+
+
+def wants(kernel, linear: nn.Linear) -> bool:
+    """Whether `kernel` beats nn.Linear on `linear`: everywhere but float32's narrowing matmuls (the MLP's output
+    projection), whose gemv is faster over nn.Linear's own layout."""
+    return kernel is not InputMajorLinear or linear.out_features >= linear.in_features
+
+
+def onto_huge_pages(kernels: list[nn.Module]) -> None:
+    """Move the kernels' float32 or int8 weights into one buffer backed by huge pages, in model order (CPU only):
+    every token walks all of them, and 2 MB pages spare the TLB misses of 4 KB ones (about 3% a token)."""
+    named = [(k, name) for k in kernels for name in ("weight_in_out", "weight_int8") if hasattr(k, name)]
+    if not named or any(getattr(k, name).device.type != "cpu" for k, name in named):
+        return
+    buffer = huge_page_buffer(sum(getattr(k, name).numel() for k, name in named), getattr(*named[0]).dtype)
+    offset = 0
+    for module, name in named:
+        weight = getattr(module, name)
+        setattr(module, name, buffer[offset : offset + weight.numel()].view(weight.shape).copy_(weight))
+        offset += weight.numel()
+
+
+
+HUGE_PAGE = 2 * 1024 * 1024  # bytes: the size of a transparent huge page on x86-64 and most arm64 Linux kernels
+
+
+def huge_page_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
+    """An empty 1-D CPU tensor of `numel` elements starting on a 2 MB boundary, in private anonymous memory that
+    Linux is asked to back with transparent huge pages (madvise MADV_HUGEPAGE). Where the platform has no such
+    advice (macOS, Windows), an ordinary tensor.
+
+    Reading a weight walks its pages: with 4 KB pages GPT-2 small's 498 MB of weights span 120,000 of them, and
+    every token of batch-1 decoding misses the TLB on each; with 2 MB pages, 250.
+    """
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return torch.empty(numel, dtype=dtype)
+    itemsize = dtype.itemsize
+    memory = mmap.mmap(-1, numel * itemsize + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    memory.madvise(mmap.MADV_HUGEPAGE)
+    buffer = torch.frombuffer(memory, dtype=torch.uint8)  # keeps `memory` alive as long as any view of it
+    skip = -buffer.data_ptr() % HUGE_PAGE
+    return buffer[skip : skip + numel * itemsize].view(dtype)
+
+
+__all__ = [
+    "PRECISIONS",
+    "InputMajorLinear",
+    "Int8Linear",
+    "PackedBF16Linear",
+    "decoding_model",
+    "huge_page_buffer",
+]
