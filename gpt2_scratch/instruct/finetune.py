@@ -251,6 +251,19 @@ def final_metrics(model, result: dict, val_loader) -> dict:
     return metrics
 
 
+def instruction_loss(model, tokenizer, data: str | None = None, split: str = "validation", template: str = "alpaca",
+                     batch_size: int = 8) -> dict:
+    """Loss per token and perplexity of `model` on one part of the course's split of instruction records `data`
+    (see `load_records`; split "all" takes every record), as fine-tuning measures it."""
+    records = load_records(data)
+    if split != "all":
+        records = getattr(split_records(records), split)
+    collator = InstructionCollator(tokenizer.pad_token_id, tokenizer.eos_token_id, max_length=model.config.n_positions)
+    dataset = InstructionDataset(records, tokenizer, get_template(template))
+    result = loss_and_perplexity(model, make_loader(dataset, batch_size, shuffle=False, collate_fn=collator))
+    return {**result, "data": data or "instruction-data.json", "split": split, "records": len(records)}
+
+
 def respond(model, tokenizer, records: list[dict], template, config: InstructConfig, accelerator) -> list[dict]:
     """Greedy responses, each process taking a contiguous share of the records; every process gets them all."""
     from accelerate.utils import gather_object
