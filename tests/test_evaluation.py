@@ -40,7 +40,7 @@ class ChatCompletionsServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "body": body})
+                outer.requests.append({"path": self.path, "body": body, "authorization": self.headers["Authorization"]})
                 reply = outer.replies[len(outer.requests) - 1]
                 if reply is None:
                     self.send_error(500, "judge exploded")
@@ -110,6 +110,17 @@ def test_judge_over_chat_completions_scores_saves_and_reports_unparsable(tmp_pat
     assert [item["score"] for item in saved["items"]] == [85, 40, None]
     assert saved["items"][2]["judge_reply"] == "I cannot grade this response."
     assert saved["judge"]["model"] == "llama3"
+
+
+def test_judge_works_offline_and_never_sends_the_hub_token(monkeypatch):
+    """A local judge server is no Hub: HF_HUB_OFFLINE does not stop the judge, and the Hub token is not its key."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_TOKEN", "hf_not_for_the_judge")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with ChatCompletionsServer(["70", "75"]) as server:
+        assert ChatCompletionsJudge(base_url=server.url, model="m", timeout=10).complete("hi") == "70"
+        ChatCompletionsJudge(base_url=server.url, model="m", api_key="sk-judge", timeout=10).complete("hi")
+    assert [request["authorization"] for request in server.requests] == [None, "Bearer sk-judge"]
 
 
 def test_judge_errors_name_the_endpoint():

@@ -105,7 +105,7 @@ def launch(out_dir, *extra):
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPO / "examples" / "instruct.py"), "--model", "tiny", "--out-dir", str(out_dir),
+        "-m", "gpt2_scratch.cli", "instruct", "--model", "tiny", "--out-dir", str(out_dir),
         "--max-steps", "4", "--save-every", "2", "--batch-size", "2", "--lr", "2e-3", "--eval-every", "2",
         "--eval-batches", "1", "--max-new-tokens", "4", "--num-responses", "2", "--mask-prompt", "--no-progress",
         "--split", "0.85", "0.01", "0.01",

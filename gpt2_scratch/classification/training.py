@@ -45,6 +45,7 @@ from ..provenance import Provenance, dataset_reference
 from ..resources import write_atomically
 from ..staging import staged_folder
 from ..tokenization import load_tokenizer
+from ..training.config import setting
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
 from .freezing import apply_freezing
 from .metrics import ClassificationMetrics
@@ -58,30 +59,42 @@ LOSS_PLOT, ACCURACY_PLOT, CONFUSION_PLOT = "loss.png", "accuracy.png", "confusio
 LOG_POINTS_PER_EPOCH = 10  # how often the training loss is logged, for a smooth loss curve
 
 
+FREEZING_HELP = (
+    "what stays frozen: all-but-head (train the head only), all-but-last-block (the course's: last block + final "
+    "LayerNorm + head), all-but-last-N-blocks (e.g. all-but-last-2-blocks), nothing (train everything), "
+    "lora (LoRA adapters + head)"
+)
+
+
 @dataclass
 class FineTuningSettings:
-    """Everything that defines a classification fine-tune; saved as training_args.json. The defaults are the
-    course's: AdamW at a constant lr of 5e-5 with weight decay 0.1, batch size 8, 5 epochs, last block trainable."""
+    """Everything that defines a classification fine-tune; saved as training_args.json, and the options of
+    `gpt2-scratch train-classifier`. The defaults are the course's: AdamW at a constant lr of 5e-5 with weight
+    decay 0.1, batch size 8, 5 epochs, last block trainable."""
 
-    base: str
-    data: str
-    freeze: str = "all-but-last-block"
-    epochs: float = 5.0
-    max_steps: int | None = None  # optimizer steps; when set, training stops there whatever `epochs` says
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.1
-    batch_size: int = 8
-    eval_batch_size: int = 32
-    lr_scheduler: str = "constant"
-    max_length: int | None = None  # tokens kept per text; None: the model's context length
-    dropout: float | None = None  # overrides the checkpoint's dropout rates when set (the course used 0)
-    seed: int = 123
-    text_column: str = "text"
-    label_column: str = "label"
-    label_names: list[str] | None = None
-    tokenizer: str | None = None  # None: the base checkpoint's tokenizer, else GPT-2's
-    lora_rank: int = 8
-    lora_alpha: int = 16
+    base: str = setting(help="checkpoint folder (causal LM or converted OpenAI weights)", metavar="CKPT")
+    data: str = setting(help="'sms-spam', a CSV/TSV/JSON/JSONL/Parquet file (split 70/10/20), a folder of "
+                        "*train*/*val*/*test* files, a save_to_disk folder, or a datasets name",
+                        metavar="FILE_OR_DATASET")
+    freeze: str = setting("all-but-last-block", FREEZING_HELP, metavar="POLICY")
+    epochs: float = setting(5.0, "passes over the training split")
+    max_steps: int | None = setting(None, "stop after this many optimizer steps, whatever --epochs says")
+    learning_rate: float = setting(5e-5, "AdamW learning rate", flags=("--lr",))
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay")
+    batch_size: int = setting(8, "texts per training batch")
+    eval_batch_size: int = setting(32, "texts per evaluation batch")
+    lr_scheduler: str = setting("constant", "a transformers scheduler name, e.g. linear, cosine")
+    max_length: int | None = setting(None, "tokens kept per text (default: the model's context)")
+    dropout: float | None = setting(None, "override the checkpoint's dropout rates (the course used 0)")
+    seed: int = setting(123, "seeds the new head's weights and the data order")
+    text_column: str = setting("text", "column holding the texts")
+    label_column: str = setting("label", "column holding the labels")
+    label_names: list[str] | None = setting(None, "comma-separated label names, in id order (integer labels index "
+                                            "into them), e.g. ham,spam", flags=("--labels",), nargs=None,
+                                            type=lambda names: names.split(","))
+    tokenizer: str | None = setting(None, "tokenizer folder (default: the base checkpoint's, else GPT-2's)")
+    lora_rank: int = setting(8, "rank of the LoRA adapters (--freeze lora)")
+    lora_alpha: int = setting(16, "LoRA scaling numerator (the update is scaled by alpha / rank)")
     extra: dict = field(default_factory=dict)  # more TrainingArguments, passed through as given
 
     def validate(self):

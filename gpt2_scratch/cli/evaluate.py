@@ -7,9 +7,6 @@ import argparse
 import json
 from pathlib import Path
 
-DEFAULT_TEXT_WINDOW = 256  # tokens per window of `evaluate loss --text`, unless the model has fewer positions
-
-
 HELP = "judge responses with an LLM, score MMLU-format questions, or measure loss and perplexity"  # the line `gpt2-scratch --help` shows
 
 
@@ -57,8 +54,8 @@ def register(subparsers) -> None:
     loss.add_argument("--split-name", choices=["train", "validation", "test", "all"], default="validation",
                       help="which part of the instruction data (course split; default: %(default)s)")
     loss.add_argument("--template", default="alpaca")
-    loss.add_argument("--context-length", type=int, help=f"window length for --text (default: {DEFAULT_TEXT_WINDOW}, "
-                      "or the model's n_positions when shorter; a longer one than n_positions is refused)")
+    loss.add_argument("--context-length", type=int, help="window length for --text (default: 256, or the "
+                      "model's n_positions when shorter; a longer one than n_positions is refused)")
     loss.add_argument("--batch-size", type=int, default=8)
     loss.add_argument("--output", help="save the result as JSON")
     no_progress_option(loss)
@@ -117,42 +114,13 @@ def run_mmlu(args) -> int:
 
 
 def run_loss(args) -> int:
-    from ..evaluation import loss_and_perplexity
-    from ..training import make_loader
+    from ..evaluation import text_loss
+    from ..instruct.finetune import instruction_loss
 
     model, tokenizer = load_model_and_tokenizer(args)
     if args.text:
-        dataset, collate_fn, described = text_windows(args, tokenizer, model.config.n_positions)
+        result = text_loss(model, tokenizer, args.text, args.context_length, args.batch_size)
     else:
-        dataset, collate_fn, described = instruction_split(args, tokenizer, model.config.n_positions)
-    result = loss_and_perplexity(model, make_loader(dataset, args.batch_size, shuffle=False, collate_fn=collate_fn))
-    report({**result, **described}, args.output)
+        result = instruction_loss(model, tokenizer, args.data, args.split_name, args.template, args.batch_size)
+    report(result, args.output)
     return 0
-
-
-def text_windows(args, tokenizer, context: int):
-    import numpy as np
-
-    from ..data.windows import TokenWindows
-
-    if args.context_length is not None and args.context_length > context:
-        raise ValueError(
-            f"--context-length {args.context_length} is longer than the {context} positions of {args.model} "
-            f"(n_positions in its config.json): pass --context-length {context} or less"
-        )
-    length = args.context_length or min(DEFAULT_TEXT_WINDOW, context)
-    tokens = np.array(tokenizer.encode(Path(args.text).read_text(encoding="utf-8")), dtype=np.int64)
-    dataset = TokenWindows(tokens, length)
-    return dataset, None, {"data": args.text, "windows": len(dataset), "context_length": length}
-
-
-def instruction_split(args, tokenizer, context: int):
-    from ..instruct import InstructionCollator, InstructionDataset, get_template, load_records, split_records
-
-    records = load_records(args.data)
-    if args.split_name != "all":
-        records = getattr(split_records(records), args.split_name)
-    dataset = InstructionDataset(records, tokenizer, get_template(args.template))
-    collator = InstructionCollator(tokenizer.pad_token_id, tokenizer.eos_token_id, max_length=context)
-    return dataset, collator, {"data": args.data or "instruction-data.json", "split": args.split_name,
-                               "records": len(records)}

@@ -13,8 +13,11 @@ HELP = "pretrain a GPT-2 from scratch on raw text"  # the line `gpt2-scratch --h
 
 def register(subparsers) -> None:
     from gpt2_scratch.modeling import PRESETS
+    from gpt2_scratch.training import TrainConfig
+    from gpt2_scratch.training.pretrain import DEFAULT_RUN_FOLDER
 
-    from . import no_progress_option, text
+    from . import no_progress_option
+    from .settings import add_settings
 
     parser = subparsers.add_parser(
         "pretrain", help=HELP,
@@ -46,33 +49,9 @@ def register(subparsers) -> None:
     model.add_argument("--no-qkv-bias", action="store_true",
                        help="query/key/value projections without bias (as in the book)")
 
-    training = parser.add_argument_group("training")
-    training.add_argument("--out", default="runs/pretrain", help="run folder (default: runs/pretrain)")
-    training.add_argument("--epochs", type=int, default=10)
-    training.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    training.add_argument("--batch-size", type=int, default=8, help="windows per batch and process (default: 8)")
-    training.add_argument("--grad-accum-steps", type=int, default=1)
-    training.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (default: 4e-4)")
-    training.add_argument("--weight-decay", type=float, default=0.1)
-    training.add_argument("--warmup-steps", type=int, default=0)
-    training.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr of the cosine decay")
-    training.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
-    training.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
-    training.add_argument("--seed", type=int, default=123)
-    training.add_argument("--eval-every", type=int, default=50, help="steps between evaluations (0: at the end)")
-    training.add_argument("--eval-batches", type=int, default=5, help="batches per evaluation (0: all)")
-    training.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
-    training.add_argument("--keep-last", type=int, default=2, help="checkpoints kept")
-    training.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                          help="continue the run in --out from its latest checkpoint (or from CHECKPOINT)")
-    training.add_argument("--report-to", nargs="+", help="trackers: tensorboard, wandb, ...")
+    training = parser.add_argument_group("training, and the sample at each evaluation")
+    add_settings(training, TrainConfig, {"out_dir": DEFAULT_RUN_FOLDER})
     no_progress_option(training)
-
-    sampling = parser.add_argument_group("sampling at each evaluation")
-    sampling.add_argument("--prompt", default="Every effort moves you", type=text)
-    sampling.add_argument("--max-new-tokens", type=int, default=25)
-    sampling.add_argument("--top-k", type=int, default=25)
-    sampling.add_argument("--temperature", type=float, default=1.4)
     parser.set_defaults(func=run)
 
 
@@ -80,15 +59,9 @@ def run(args) -> int:
     from gpt2_scratch.training import TrainConfig
     from gpt2_scratch.training.pretrain import pretrain
 
-    config = TrainConfig(
-        out_dir=args.out, epochs=args.epochs, max_steps=args.max_steps, learning_rate=args.lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, min_lr_ratio=args.min_lr_ratio,
-        grad_clip=args.grad_clip or None, grad_accum_steps=args.grad_accum_steps, batch_size=args.batch_size,
-        eval_every=args.eval_every, eval_batches=args.eval_batches or None, save_every=args.save_every,
-        keep_last=args.keep_last, seed=args.seed, mixed_precision=args.mixed_precision, report_to=args.report_to,
-        resume=args.resume, sample_prompt=args.prompt, sample_max_new_tokens=args.max_new_tokens,
-        sample_top_k=args.top_k, sample_temperature=args.temperature, progress_bar=not args.no_progress,
-    )
+    from .settings import settings_values
+
+    config = TrainConfig(**settings_values(args, TrainConfig), progress_bar=not args.no_progress)
     overrides = {name: value for name, value in [("n_layer", args.n_layer), ("n_embd", args.n_embd),
                  ("n_head", args.n_head), ("n_positions", args.context)] if value is not None}
     if args.untied_head:

@@ -76,7 +76,11 @@ class ChatCompletionsJudge:
 
     `base_url` is the API root as OpenAI clients take it, e.g. "http://localhost:11434/v1" (Ollama) or
     "http://localhost:8000/v1" (vLLM); a bare "http://host:port" gets "/v1" added. `api_key` defaults to the
-    OPENAI_API_KEY environment variable (local servers need none)."""
+    OPENAI_API_KEY environment variable (local servers need none).
+
+    One POST with urllib, not huggingface_hub's InferenceClient: with no key of its own, that client sends the
+    Hugging Face token (HF_TOKEN) to whatever server the URL names, and under HF_HUB_OFFLINE=1 it refuses even a
+    server on localhost (both seen with huggingface_hub 2.4; tests/test_evaluation.py holds the judge to neither)."""
 
     base_url: str
     model: str

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.templates import get_template
+from ..data.templates import TEMPLATES, get_template
 from ..evaluation.judge import ChatCompletionsJudge, judge_responses
 from ..evaluation.perplexity import loss_and_perplexity
 from ..hub_cards.card import DEFAULT_EVAL_DATASETS
@@ -36,6 +36,7 @@ from ..modeling.configuration_scratch_gpt2 import dropouts
 from ..staging import staged_folder
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig, make_loader, train
+from ..training.config import setting
 from ..training.loop import make_accelerator
 from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
@@ -48,42 +49,49 @@ ADAPTER_DIR = "lora-adapter"
 BASE_DIR = "base-model"
 
 
+# The course's fine-tuning settings where they differ from TrainConfig's defaults, which are pretraining's: a low
+# constant rate for two epochs, no clipping, an evaluation every 5 steps, mixed precision where the device has it.
+TRAINING_DEFAULTS = {"epochs": 2, "learning_rate": 5e-5, "min_lr_ratio": 1.0, "grad_clip": None, "eval_every": 5,
+                     "mixed_precision": "auto"}
+
+
 @dataclass
 class InstructConfig:
-    """What to fine-tune on what; the optimisation itself is a `TrainConfig`.
+    """What to fine-tune on what, and the responses after; the optimisation itself is a `TrainConfig` (start from
+    TRAINING_DEFAULTS). `gpt2-scratch instruct` takes both as options."""
 
-    model: a preset name ("tiny", "small", "medium", ...: random weights, for trials) or any checkpoint
-        `gpt2_scratch.conversion.load_model` reads: our folders, transformers' GPT-2 (e.g.
-        "openai-community/gpt2-medium"), OpenAI's release, the course's layout.
-    data: see `load_records` (None: the course's instruction-data.json).
-    split: (train, test, validation) ratios in file order; validation None takes the rest (the course's split).
-    dropout: sets the model's three dropout rates (the course fine-tunes with 0.0); None keeps the checkpoint's.
-    max_length: truncate training sequences to this many tokens (None: the model's context).
-    mask_prompt: learn only from the response tokens (and the end-of-text token).
-    lora: train LoRA adapters of `lora_rank` / `lora_alpha` on `lora_targets` instead of every weight.
-    num_responses: how many test records get a response (None: all).
-    judge_url / judge_model: score the responses with a chat-completions judge after training (optional).
-    """
-
-    model: str
-    data: str | None = None
-    template: str = "alpaca"
-    split: tuple = (0.85, 0.10, None)
-    tokenizer: str | None = None
-    dropout: float | None = 0.0
-    max_length: int | None = None
-    mask_prompt: bool = False
-    lora: bool = False
-    lora_rank: int = 16
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: tuple = LORA_TARGET_MODULES
-    max_new_tokens: int = 256
-    generation_batch_size: int = 8
-    num_responses: int | None = None
-    judge_url: str | None = None
-    judge_model: str | None = None
+    model: str = setting(help="a preset (tiny, small, medium, ...: random weights, for trials) or a checkpoint "
+                         "gpt2_scratch.conversion.load_model reads: our folder, transformers' GPT-2 (e.g. "
+                         "openai-community/gpt2-medium), OpenAI's release, the course's layout")
+    data: str | None = setting(None, "JSON/JSONL file, saved dataset folder or Hub dataset name (default: the "
+                               "course's instruction-data.json, downloaded and verified)")
+    template: str = setting("alpaca", "prompt template", choices=sorted(TEMPLATES))
+    split: tuple[float, ...] = setting((0.85, 0.10), "TRAIN TEST [VALIDATION] ratios in file order; validation "
+                                       "defaults to the rest (default: 0.85 0.10)", metavar="RATIO")
+    tokenizer: str | None = setting(None, "folder with GPT-2's encoder.json + vocab.bpe (default: the model's own "
+                                    "tokenizer if saved with it, else GPT-2's, downloaded and verified)")
+    dropout: float | None = setting(0.0, "the model's dropout rates while fine-tuning (None keeps the checkpoint's)")
+    max_length: int | None = setting(None, "truncate training sequences to this many tokens (default: the context)")
+    mask_prompt: bool = setting(False, "learn only from the response tokens (and the end-of-text token)")
+    lora: bool = setting(False, "train LoRA adapters instead of every weight")
+    lora_rank: int = setting(16, "rank of the LoRA adapters")
+    lora_alpha: int = setting(16, "LoRA scaling numerator (the update is scaled by alpha / rank)")
+    lora_dropout: float = setting(0.05, "dropout on the LoRA adapters' input")
+    lora_targets: tuple[str, ...] = setting(LORA_TARGET_MODULES, "module names to adapt")
+    max_new_tokens: int = setting(256, "longest greedy response to each test record")
+    generation_batch_size: int = setting(8, "test records answered at once")
+    num_responses: int | None = setting(None, "respond to the first N test records only (default: all)")
+    judge_url: str | None = setting(None, "score the responses with this chat-completions endpoint after "
+                                    "training, e.g. http://localhost:11434/v1 (Ollama)")
+    judge_model: str = setting("llama3", "the judge's model name at --judge-url")
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if len(self.split) == 2:
+            self.split = (*self.split, None)
+        if len(self.split) != 3:
+            raise ValueError(f"split takes TRAIN TEST [VALIDATION] ratios, got {list(self.split)}.")
+        self.split, self.lora_targets = tuple(self.split), tuple(self.lora_targets)
 
 
 def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalLM:
@@ -223,6 +231,19 @@ def final_metrics(model, result: dict, val_loader) -> dict:
     measured = loss_and_perplexity(model, val_loader)
     metrics["val_loss"], metrics["val_perplexity"] = measured["loss"], measured["perplexity"]
     return metrics
+
+
+def instruction_loss(model, tokenizer, data: str | None = None, split: str = "validation", template: str = "alpaca",
+                     batch_size: int = 8) -> dict:
+    """Loss per token and perplexity of `model` on one part of the course's split of instruction records `data`
+    (see `load_records`; split "all" takes every record), as fine-tuning measures it."""
+    records = load_records(data)
+    if split != "all":
+        records = getattr(split_records(records), split)
+    collator = InstructionCollator(tokenizer.pad_token_id, tokenizer.eos_token_id, max_length=model.config.n_positions)
+    dataset = InstructionDataset(records, tokenizer, get_template(template))
+    result = loss_and_perplexity(model, make_loader(dataset, batch_size, shuffle=False, collate_fn=collator))
+    return {**result, "data": data or "instruction-data.json", "split": split, "records": len(records)}
 
 
 def respond(model, tokenizer, records: list[dict], template, config: InstructConfig, accelerator) -> list[dict]:

@@ -2,67 +2,59 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import MISSING, asdict, dataclass, field
 
 from ..generation import check_sampling
 
 
+def setting(default=MISSING, help: str = "", **cli):
+    """A field whose help (and command-line spelling, see gpt2_scratch/cli/settings.py) lives with its default."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+
+
 @dataclass
 class TrainConfig:
-    """Settings of `train()`. Steps are optimizer steps (one step = grad_accum_steps micro-batches per process).
+    """Settings of `train()`, written to the checkpoint as training_args.json; `gpt2-scratch pretrain` and
+    `gpt2-scratch instruct` take them as options. The defaults are pretraining's (the course's 10 epochs on one
+    text); instruction tuning replaces some (gpt2_scratch/instruct/finetune.py, TRAINING_DEFAULTS). Steps are
+    optimizer steps: one step = grad_accum_steps micro-batches per process."""
 
-    Args:
-        out_dir: folder for checkpoints (`checkpoint-<step>/`), the metrics log and plots.
-        epochs: passes over the training loader.
-        max_steps: stop after this many optimizer steps in all (None: run every epoch to the end).
-        learning_rate: peak learning rate of AdamW.
-        weight_decay: AdamW's decoupled weight decay, applied to weight matrices only.
-        warmup_steps: linear warmup from lr/warmup_steps to the peak.
-        min_lr_ratio: the cosine decay ends at learning_rate * min_lr_ratio (1.0 keeps the rate constant).
-        grad_clip: clip the global gradient norm to this (None or 0: no clipping).
-        grad_accum_steps: micro-batches accumulated into one optimizer step.
-        batch_size: micro-batch size per process; recorded here, used by whoever builds the loaders.
-        eval_every: evaluate (losses, perplexity, sample) every N steps; 0 evaluates only at the end.
-        eval_batches: batches of each loader to evaluate on (None: all of them).
-        save_every: write a checkpoint every N steps; 0 writes only the final one.
-        keep_last: how many checkpoints to keep (older ones are deleted).
-        seed: seeds Python, NumPy and torch, so a run repeats exactly.
-        mixed_precision: "no", "fp16" or "bf16" (Accelerate's autocast).
-        report_to: trackers Accelerate supports ("tensorboard", "wandb", ...), or None.
-        resume: False, True (latest checkpoint in out_dir), or the path of a checkpoint folder.
-        sample_prompt: the prompt continued at every evaluation, to watch the model learn.
-        sample_max_new_tokens / sample_top_k / sample_temperature: how that continuation is sampled; they
-            are also written to the checkpoint's generation config.
-        log_file: the metrics log inside out_dir, one JSON object per evaluation.
-        peak_flops: the device's peak FLOP/s for the MFU estimate (None: looked up from the GPU's name).
-        progress_bar: show a tqdm bar on the main process.
-    """
-
-    out_dir: str
-    epochs: int = 1
-    max_steps: int | None = None
-    learning_rate: float = 4e-4
-    weight_decay: float = 0.1
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
-    grad_clip: float | None = 1.0
-    grad_accum_steps: int = 1
-    batch_size: int = 8
-    eval_every: int = 50
-    eval_batches: int | None = 5
-    save_every: int = 0
-    keep_last: int = 2
-    seed: int = 123
-    mixed_precision: str = "no"
-    report_to: list[str] | str | None = None
-    resume: bool | str = False
-    sample_prompt: str = "Every effort moves you"
-    sample_max_new_tokens: int = 25
-    sample_top_k: int | None = 25
-    sample_temperature: float = 1.4
-    log_file: str = "metrics.jsonl"
-    peak_flops: float | None = None
-    progress_bar: bool = True
+    out_dir: str = setting(help="folder for checkpoints (checkpoint-<step>/), the metrics log and plots",
+                           flags=("--out-dir", "--out"))
+    epochs: int = setting(10, "passes over the training data")
+    max_steps: int | None = setting(None, "stop after this many optimizer steps, whatever --epochs says")
+    learning_rate: float = setting(4e-4, "peak learning rate of AdamW", flags=("--lr",))
+    weight_decay: float = setting(0.1, "AdamW's decoupled weight decay, on weight matrices only")
+    warmup_steps: int = setting(0, "linear warmup from lr/warmup_steps to the peak")
+    min_lr_ratio: float = setting(0.1, "the cosine decay ends at the peak lr times this (1.0: a constant rate)")
+    grad_clip: float | None = setting(1.0, "clip the global gradient norm to this (0: no clipping)")
+    grad_accum_steps: int = setting(1, "micro-batches accumulated into one optimizer step")
+    batch_size: int = setting(8, "micro-batch size per process")
+    eval_every: int = setting(50, "evaluate (losses, perplexity, sample) every N steps (0: at the end only)")
+    eval_batches: int | None = setting(5, "batches of each loader per evaluation (0: all)")
+    save_every: int = setting(0, "write a checkpoint every N steps (0: at the end only)")
+    keep_last: int = setting(2, "checkpoints kept (older ones are deleted)")
+    seed: int = setting(123, "seeds Python, NumPy and torch, so that a run repeats exactly")
+    mixed_precision: str = setting("no", "Accelerate's autocast: no, fp16, bf16, or auto (what `accelerate config` "
+                                   "chose, else bf16 on GPUs that have it, fp16 on older GPUs, none on CPU)",
+                                   choices=("auto", *MIXED_PRECISIONS))
+    report_to: list[str] | str | None = setting(None, "trackers Accelerate supports: tensorboard, wandb, ...")
+    resume: bool | str = setting(False, "continue from the latest checkpoint in the run folder, or from CHECKPOINT",
+                                 nargs="?", const=True, metavar="CHECKPOINT")
+    sample_prompt: str = setting("Every effort moves you", "the prompt continued at every evaluation",
+                                 flags=("--prompt",), free_text=True)
+    sample_max_new_tokens: int = setting(25, "length of that continuation; this and the two below are also "
+                                         "written to the checkpoint's generation config", flags=("--max-new-tokens",))
+    sample_top_k: int | None = setting(25, "sample it among the k likeliest tokens (0: all)", flags=("--top-k",))
+    sample_temperature: float = setting(1.4, "its temperature (0: greedy)", flags=("--temperature",))
+    log_file: str = setting("metrics.jsonl", "the metrics log inside the run folder, one JSON object per evaluation")
+    peak_flops: float | None = setting(None, "the device's peak FLOP/s for the MFU estimate (default: looked up "
+                                       "from the GPU's name)")
+    progress_bar: bool = True  # a tqdm bar on the main process (the command line's --no-progress)
     extra: dict = field(default_factory=dict)  # facts about the run (data, model size) recorded with the settings
 
     def __post_init__(self):
@@ -80,10 +72,27 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.learning_rate must be positive, got {self.learning_rate!r}.")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}.")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}.")
+        if self.mixed_precision == "auto":
+            self.mixed_precision = automatic_mixed_precision()
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"TrainConfig.mixed_precision must be 'auto', 'no', 'fp16' or 'bf16', got "
+                             f"{self.mixed_precision!r}.")
+        self.eval_batches = self.eval_batches or None  # 0 evaluates on every batch, as None does
+        self.grad_clip = self.grad_clip or None  # 0 clips nothing, as None does
         # sample_top_k 0 (or None) samples from all tokens.
         check_sampling(self.sample_max_new_tokens, self.sample_temperature, self.sample_top_k or None)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def automatic_mixed_precision() -> str:
+    """What `accelerate config` chose, else bf16 on GPUs that have it, fp16 on older GPUs, none on CPU."""
+    configured = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if configured:
+        return configured
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"

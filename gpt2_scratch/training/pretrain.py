@@ -16,6 +16,7 @@ from .loop import make_accelerator, train
 from .plots import plot_attention, plot_temperature
 
 DEFAULT_CORPUS = "the-verdict"
+DEFAULT_RUN_FOLDER = "runs/pretrain"  # TrainConfig.out_dir of `gpt2-scratch pretrain`
 
 
 def pretrain(config: TrainConfig, data=None, preset: str = "tiny", model_overrides: dict | None = None,
