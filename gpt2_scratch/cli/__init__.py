@@ -29,6 +29,8 @@ COMMAND_MODULES = [
     "train_tokenizer",
     "instruct",
     "evaluate",
+    "serve",
+    "chat",
 ]
 
 

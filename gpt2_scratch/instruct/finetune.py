@@ -7,7 +7,8 @@ for DDP/FSDP, the responses are generated in shards and gathered, and only the m
 Files written in `out_dir` (see docs/instruction-tuning.md):
 - checkpoint-<step>/            the loop's checkpoints (weights, optimizer, RNG states, trainer_state.json); --resume
 - metrics.jsonl, loss.png       losses at every evaluation; the loss curves against epochs and tokens seen
-- model/                        the final model as a plain checkpoint (LoRA merged) with tokenizer, config,
+- model/                        the final model as a plain checkpoint (LoRA merged) with tokenizer (and its
+                                chat_template: the prompt format as a chat template), config,
                                 training_args.json, metrics.json, provenance.json and loss.png
 - lora-adapter/                 with LoRA: the adapter alone (peft format), loadable with AutoPeftModelForCausalLM
 - base-model/                   with LoRA on a base from_pretrained cannot load (a preset's random weights, another
@@ -263,6 +264,7 @@ def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, tr
     provenance = {"kind": "instruction-tuned", "base_model": config.model,
                   "method": "lora" if config.lora else "full fine-tuning",
                   "datasets": [dataset["name"]], "eval_dataset": dataset}
+    tokenizer.chat_template = get_template(config.template).chat_template()  # chat messages -> the training prompt
     with staged_folder(out_dir / FINAL_MODEL_DIR, replace=True) as target:
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
