@@ -2,6 +2,7 @@
 its answers checked against transformers' own GPT-2 with the same weights (greedy and seeded sampling), and the
 continuous-batching scheduler against solo runs, at the tiny width and at the `small` preset's."""
 
+import io
 import json
 import socket
 import threading
@@ -17,6 +18,7 @@ import uvicorn
 from transformers import pipeline
 
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
+from gpt2_scratch.cli import main
 from gpt2_scratch.conversion import to_transformers_gpt2
 from gpt2_scratch.instruct import ALPACA
 from gpt2_scratch.serving import Scheduler, Sequence, build_app, load_served_model
@@ -317,3 +319,65 @@ def test_classify_endpoint_equals_the_text_classification_pipeline(classifier_se
     assert status == 400 and body["error"]["param"] == "input"
     with pytest.raises(openai.BadRequestError):
         server.client.completions.create(model="spam", prompt="hello", max_tokens=2)
+
+
+def test_chat_command_streams_answers_in_the_chat_template(checkpoint, reference, tokenizer, monkeypatch, capsys):
+    questions = ["Name a primary color.", "And another one?"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(question + "\n" for question in questions)))
+    assert main(["chat", str(checkpoint), "--max-new-tokens", "8", "--no-progress"]) == 0
+    first_prompt = ALPACA.query({"instruction": questions[0], "input": ""})
+    first = reference_continuation(reference, tokenizer, first_prompt, 8)
+    second_prompt = first_prompt + first + tokenizer.eos_token + ALPACA.query({"instruction": questions[1], "input": ""})
+    second = reference_continuation(reference, tokenizer, second_prompt, 8)
+    assert capsys.readouterr().out == f"> {first}\n> {second}\n> \n"
+
+
+def test_chat_command_refuses_a_checkpoint_without_a_chat_template(tmp_path, tokenizer, capsys):
+    ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("tiny")).save_pretrained(tmp_path)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(tmp_path)
+    capsys.readouterr()
+    assert main(["chat", str(tmp_path), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no chat template" in error
+
+
+def test_serve_command_refuses_bad_arguments_in_one_line(checkpoint, tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "missing"), "--no-progress"]) == 2
+    assert main(["serve", str(checkpoint), "--dtype", "float8", "--no-progress"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and "neither a model folder" in errors[0] and "unknown dtype 'float8'" in errors[1]
+
+
+@pytest.mark.slow
+def test_serve_command_serves_until_terminated(checkpoint):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "gpt2_scratch.cli", "serve", str(checkpoint), "--port", str(port),
+                                "--max-batch-size", "2", "--no-progress"], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                models = client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
+                time.sleep(0.2)
+        assert [model.id for model in models] == ["tiny-chat"]
+        answer = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Hi"}],
+                                                max_tokens=3, temperature=0)
+        assert answer.choices[0].finish_reason == "length"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    # uvicorn shuts down in order, then hands the signal on: the CLI's exit status for SIGTERM, as every command's
+    assert process.returncode == 128 + signal.SIGTERM and "Application shutdown complete" in output, output
