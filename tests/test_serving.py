@@ -219,6 +219,24 @@ def test_malformed_requests_and_wrong_endpoints_get_json_errors(server):
     assert server.get("/health")["status"] == "ok"  # the server lives on
 
 
+def test_a_failing_step_fails_its_requests_and_the_server_goes_on(server, monkeypatch):
+    decoder = server.served.scheduler.decoder
+    step = decoder.step
+    calls = []
+
+    def failing_once(tokens, positions):
+        calls.append(len(tokens))
+        if len(calls) == 1:
+            raise RuntimeError("simulated failure")
+        return step(tokens, positions)
+
+    monkeypatch.setattr(decoder, "step", failing_once)
+    with pytest.raises(openai.InternalServerError, match="simulated failure"):
+        server.client.completions.create(model="tiny-chat", prompt="Every effort", max_tokens=4, temperature=0)
+    again = server.client.completions.create(model="tiny-chat", prompt="Every effort", max_tokens=4, temperature=0)
+    assert again.choices[0].finish_reason == "length" and server.served.scheduler.finished["error"] == 1
+
+
 def test_models_and_health(server):
     assert [model.id for model in server.client.models.list()] == ["tiny-chat"]
     assert server.get("/health") == {"status": "ok", "model": "tiny-chat", "running": 0, "waiting": 0}

@@ -308,8 +308,9 @@ def build_app(served: ServedModel) -> FastAPI:
             return StreamingResponse(sse(generation, {**header, "object": f"{kind}.chunk" if chat else kind}, chat,
                                          usage), media_type="text/event-stream")
         texts = {choice.index: "" for choice in generation.choices}
-        async for choice, text in generation.stream():
-            texts[choice.index] += text
+        async with contextlib.aclosing(generation.stream()) as events:
+            async for choice, text in events:
+                texts[choice.index] += text
         choices = []
         for choice in generation.choices:
             check_finished(choice)
@@ -339,14 +340,15 @@ async def sse(generation: Generation, header: dict, chat: bool, include_usage: b
     if chat:
         for choice in generation.choices:
             yield event(chunk(choice.index, None, None, role=True))
-    async for choice, text in generation.stream():
-        if text:
-            yield event(chunk(choice.index, text, None))
-        if choice.finish_reason is not None:
-            if choice.finish_reason.startswith("error"):
-                yield event({"error": {"message": choice.finish_reason, "type": "server_error"}})
-                continue
-            yield event(chunk(choice.index, None, choice.finish_reason))
+    async with contextlib.aclosing(generation.stream()) as events:  # closed at once when the client goes away
+        async for choice, text in events:
+            if text:
+                yield event(chunk(choice.index, text, None))
+            if choice.finish_reason is not None:
+                if choice.finish_reason.startswith("error"):
+                    yield event({"error": {"message": choice.finish_reason, "type": "server_error"}})
+                    continue
+                yield event(chunk(choice.index, None, choice.finish_reason))
     if include_usage:
         yield event({**header, "choices": [], "usage": generation.usage()})
     yield "data: [DONE]\n\n"
