@@ -104,7 +104,9 @@ def test_chat_template_writes_the_training_text(records, tokenizer, template):
     tokenizer.chat_template = template.chat_template()
     collator = InstructionCollator(pad_token_id=EOS, eos_token_id=EOS)
     for record in [next(r for r in records if r["input"]), next(r for r in records if not r["input"])] + records[::100]:
-        user = {"role": "user", "content": record["instruction"], **({"input": record["input"]} if record["input"] else {})}
+        user = {"role": "user", "content": record["instruction"]}
+        if record["input"]:
+            user["input"] = record["input"]
         query = tokenizer.apply_chat_template([user], add_generation_prompt=True, tokenize=False)
         assert query == template.query(record)
         conversation = [user, {"role": "assistant", "content": record["output"]}]

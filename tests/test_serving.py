@@ -166,7 +166,7 @@ def test_stop_strings_end_the_text_before_them(server, reference, tokenizer):
 
 
 def test_chat_builds_the_training_prompt(server, reference, tokenizer):
-    record = {"instruction": "Rewrite the sentence in passive voice.", "input": "The cat chased the mouse.", "output": ""}
+    record = {"instruction": "Rewrite the sentence in passive voice.", "input": "The cat chased the mouse."}
     expected = reference_continuation(reference, tokenizer, ALPACA.query(record), 10)
     messages = [{"role": "user", "content": record["instruction"], "input": record["input"]}]
     answer = server.client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=10, temperature=0)
@@ -345,7 +345,8 @@ def test_chat_command_streams_answers_in_the_chat_template(checkpoint, reference
     assert main(["chat", str(checkpoint), "--max-new-tokens", "8", "--no-progress"]) == 0
     first_prompt = ALPACA.query({"instruction": questions[0], "input": ""})
     first = reference_continuation(reference, tokenizer, first_prompt, 8)
-    second_prompt = first_prompt + first + tokenizer.eos_token + ALPACA.query({"instruction": questions[1], "input": ""})
+    second_query = ALPACA.query({"instruction": questions[1], "input": ""})
+    second_prompt = first_prompt + first + tokenizer.eos_token + second_query
     second = reference_continuation(reference, tokenizer, second_prompt, 8)
     assert capsys.readouterr().out == f"> {first}\n> {second}\n> \n"
 

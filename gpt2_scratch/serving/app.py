@@ -145,7 +145,7 @@ class Choice:
 
 
 class Generation:
-    """The choices of one request, decoded by the scheduler; `events()` yields (choice, new text) as they come."""
+    """The choices of one request, decoded by the scheduler; `stream()` yields (choice, new text) as they come."""
 
     def __init__(self, served: ServedModel, prompts: list[list[int]], request: SamplingRequest, max_tokens: int | None):
         self.events: asyncio.Queue = asyncio.Queue()
@@ -153,13 +153,14 @@ class Generation:
         temperature = 1.0 if request.temperature is None else request.temperature
         self.choices = []
         for index, prompt in enumerate(p for p in prompts for _ in range(request.n)):
+            room = served.model.config.n_positions - len(prompt)
             generator = torch.Generator()
             if request.seed is None:
                 generator.seed()  # a fresh random seed
             else:
                 generator.manual_seed(request.seed + index)  # choice i of a seeded request: seed + i
             sequence = Sequence(
-                prompt, max_tokens or max(1, served.model.config.n_positions - len(prompt)), self.deliverer(loop, index),
+                prompt, max_tokens or max(1, room), self.deliverer(loop, index),
                 temperature=temperature, top_k=request.top_k or None, top_p=request.top_p, generator=generator,
                 eos_token_id=served.tokenizer.eos_token_id,
             )

@@ -181,8 +181,11 @@ class Scheduler:
                 self.finished["cancelled"] += 1
                 continue
             self.running.append(sequence)
-            row = len(self.running) - 1
-            self.guarded([sequence], lambda: self.emit([sequence], self.decoder.prefill(row, sequence.prompt_ids)[None]))
+            self.guarded([sequence], lambda: self.prefill(sequence))
+
+    def prefill(self, sequence: Sequence) -> None:
+        """Fill the newest row with `sequence`'s prompt and pick its first token."""
+        self.emit([sequence], self.decoder.prefill(len(self.running) - 1, sequence.prompt_ids)[None])
 
     def step(self) -> None:
         tokens = torch.tensor([sequence.last_token for sequence in self.running])
