@@ -134,6 +134,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
     if not splits.train or not splits.validation:
         raise ValueError(f"the split {splits.sizes()} leaves no training or no validation record; change the ratios.")
     tokenizer = load_tokenizer(config.model, config.tokenizer)
+    tokenizer.chat_template = template.chat_template()  # saved with the model: chat messages -> the training prompt
     torch.manual_seed(train_config.seed)  # a preset's random initialisation repeats
     model = load_base_model(config.model, config.dropout)
     context = model.config.n_positions
@@ -264,7 +265,6 @@ def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, tr
     provenance = {"kind": "instruction-tuned", "base_model": config.model,
                   "method": "lora" if config.lora else "full fine-tuning",
                   "datasets": [dataset["name"]], "eval_dataset": dataset}
-    tokenizer.chat_template = get_template(config.template).chat_template()  # chat messages -> the training prompt
     with staged_folder(out_dir / FINAL_MODEL_DIR, replace=True) as target:
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
