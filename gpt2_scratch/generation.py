@@ -85,28 +85,41 @@ class PreallocatedCache(Cache):
 
 
 def pick_next_token(
-    logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+    top_p: float | None = None,
 ) -> torch.Tensor:
     """The next token of each row from its last-position logits (batch, vocab): the most likely one when
-    temperature is 0 (greedy), otherwise a sample from softmax(logits / temperature) over the top_k most likely."""
+    temperature is 0 (greedy), otherwise a sample from softmax(logits / temperature) over the top_k most likely,
+    and of those (renormalised) over the fewest whose probabilities add up to top_p (nucleus sampling), in
+    transformers' order: temperature, top-k, top-p."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
     if top_k is not None:
         kth_largest = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+    if top_p is not None and top_p < 1:
+        probabilities, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)
+        # a token is dropped when the likelier tokens before it already reach top_p (the likeliest always stays)
+        dropped = probabilities.cumsum(dim=-1) - probabilities >= top_p
+        logits = logits.masked_fill(dropped.scatter(-1, order, dropped), float("-inf"))
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
 
 
-def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None = None) -> None:
     """Refuse settings that cannot sample: no new token, a temperature that is negative, NaN or infinite (NaN would
-    reach torch.multinomial as NaN probabilities), a top_k that is not a positive integer."""
+    reach torch.multinomial as NaN probabilities), a top_k that is not a positive integer, a top_p outside (0, 1]."""
     if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
     if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be 0 (greedy) or a positive finite number, got {temperature}.")
     if top_k is not None and (not isinstance(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer (or none: all tokens), got {top_k}.")
+    if top_p is not None and not (isinstance(top_p, numbers.Real) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must lie in (0, 1] (1: all tokens), got {top_p}.")
 
 
 def check_generation_arguments(model, input_ids: torch.Tensor, max_new_tokens: int, temperature: float, top_k):
@@ -203,21 +216,37 @@ def generate_tokens(
         logits = step(next_tokens[:, None])
 
 
+class TextPieces:
+    """Token ids added one by one, turned into text pieces as soon as they decode to whole characters (a token may
+    hold part of a multi-byte character, whose text waits for the tokens that complete it)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.tokens, self.text = tokenizer, [], ""
+
+    def add(self, token: int) -> str:
+        """The text `token` completes ("" while a character is still incomplete)."""
+        self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens, clean_up_tokenization_spaces=False)
+        if text.endswith("\ufffd") or len(text) == len(self.text):
+            return ""
+        piece, self.text = text[len(self.text) :], text
+        return piece
+
+    def rest(self) -> str:
+        """What is left once no token will follow: a character left incomplete at the very end, if any."""
+        text = self.tokenizer.decode(self.tokens, clean_up_tokenization_spaces=False)
+        piece, self.text = text[len(self.text) :], text
+        return piece
+
+
 def stream_text(tokens: Iterable[int], tokenizer) -> Iterator[str]:
-    """Turn token ids arriving one by one into text pieces, each yielded as soon as it decodes to whole characters
-    (a token may hold part of a multi-byte character, whose text waits for the tokens that complete it)."""
-    seen: list[int] = []
-    emitted = ""
+    """Turn token ids arriving one by one into text pieces, each yielded as soon as it decodes to whole characters."""
+    pieces = TextPieces(tokenizer)
     for token in tokens:
-        seen.append(token)
-        text = tokenizer.decode(seen, clean_up_tokenization_spaces=False)
-        if text.endswith("\ufffd") or len(text) == len(emitted):
-            continue
-        yield text[len(emitted) :]
-        emitted = text
-    text = tokenizer.decode(seen, clean_up_tokenization_spaces=False)
-    if len(text) > len(emitted):  # a character left incomplete at the very end
-        yield text[len(emitted) :]
+        if piece := pieces.add(token):
+            yield piece
+    if piece := pieces.rest():
+        yield piece
 
 
 def stream_generate(
@@ -264,6 +293,7 @@ __all__ = [
     "OneTokenDecoder",
     "PreallocatedCache",
     "PreallocatedLayer",
+    "TextPieces",
     "decoding_steps",
     "generate_tokens",
     "pick_next_token",

@@ -35,8 +35,9 @@ LAYERS = {
     "evaluation": 7,
     "classification": 8,
     "instruct": 8,
-    "cli": 9,
-    "__init__": 10,  # gpt2_scratch itself: the front door
+    "serving": 9,
+    "cli": 10,
+    "__init__": 11,  # gpt2_scratch itself: the front door
 }
 # What modeling/ may import besides the standard library: it ships as a checkpoint's remote code.
 MODELING_THIRD_PARTY = {"torch", "transformers"}

@@ -12,8 +12,10 @@ from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM
 from gpt2_scratch.instruct import (
     ALPACA,
     PHI3,
+    TEMPLATES,
     InstructionCollator,
     InstructionDataset,
+    PromptTemplate,
     encode_record,
     load_records,
     split_records,
@@ -93,6 +95,40 @@ def test_alpaca_and_phi3_templates(records):
     )
     assert ALPACA.query(without_input) == f"{preamble}\n\n### Instruction:\n{without_input['instruction']}\n\n### Response:\n"
     assert PHI3.query(with_input) == f"<|user|>\n{with_input['instruction']}\n{with_input['input']}\n<|assistant|>\n"
+
+
+@pytest.mark.parametrize("template", TEMPLATES.values(), ids=TEMPLATES.keys())
+def test_chat_template_writes_the_training_text(records, tokenizer, template):
+    """transformers' apply_chat_template with the template's chat_template gives the query for [user] plus the
+    generation prompt, and for [user, assistant] the very tokens the collator trains on."""
+    tokenizer.chat_template = template.chat_template()
+    collator = InstructionCollator(pad_token_id=EOS, eos_token_id=EOS)
+    for record in [next(r for r in records if r["input"]), next(r for r in records if not r["input"])] + records[::100]:
+        user = {"role": "user", "content": record["instruction"]}
+        if record["input"]:
+            user["input"] = record["input"]
+        query = tokenizer.apply_chat_template([user], add_generation_prompt=True, tokenize=False)
+        assert query == template.query(record)
+        conversation = [user, {"role": "assistant", "content": record["output"]}]
+        text = tokenizer.apply_chat_template(conversation, tokenize=False)
+        trained = collator([encode_record(record, tokenizer, template)])["input_ids"][0].tolist()
+        assert tokenizer.encode(text) == trained
+    # Two turns follow one another as packed examples do; a system message has no place in the format.
+    first, second = records[0], records[1]
+    turns = [{"role": "user", "content": first["instruction"]}, {"role": "assistant", "content": "Yes."},
+             {"role": "user", "content": second["instruction"]}]
+    assert tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False) == (
+        template.query({**first, "input": ""}) + "Yes.<|endoftext|>" + template.query({**second, "input": ""}))
+    with pytest.raises(Exception, match="system"):
+        tokenizer.apply_chat_template([{"role": "system", "content": "Be brief."}, user], tokenize=False)
+
+
+def test_chat_template_keeps_jinja_syntax_in_the_format_as_text(tokenizer):
+    template = PromptTemplate("odd", "{{% raw %}} {{{{ x }}}} \\ \"{instruction}\"\n", "[{input}]", "\n>>> \U0001F600 ")
+    tokenizer.chat_template = template.chat_template()
+    record = {"instruction": "say {{ hi }}", "input": "\u00e9\U0001F600"}
+    user = {"role": "user", "content": record["instruction"], "input": record["input"]}
+    assert tokenizer.apply_chat_template([user], add_generation_prompt=True, tokenize=False) == template.query(record)
 
 
 def test_encoding_the_two_parts_equals_encoding_the_whole_text(records, tokenizer):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from gpt2_scratch.instruct import ALPACA, generate_responses, load_records, split_records
 from gpt2_scratch.instruct.finetune import InstructConfig, finetune, load_base_model
@@ -58,6 +58,14 @@ def test_full_fine_tuning_learns_and_writes_the_course_files(tmp_path, shared_da
     again = generate_responses(model, gpt2_tokenizer(tokenizer_dir), test_split[:3], ALPACA, max_new_tokens=6,
                                batch_size=1, show_progress=False)
     assert again == [r["model_response"] for r in responses]
+
+    # Its tokenizer carries the prompt format as a chat template: the text-generation pipeline takes messages.
+    assert AutoTokenizer.from_pretrained(final).chat_template == ALPACA.chat_template()
+    chat = pipeline("text-generation", model=str(final))
+    for record, response in zip(test_split[:3], responses):
+        user = {"role": "user", "content": record["instruction"], **({"input": record["input"]} if record["input"] else {})}
+        answer = chat([user], max_new_tokens=6, do_sample=False)[0]["generated_text"][-1]
+        assert (answer["role"], answer["content"].strip()) == ("assistant", response["model_response"])
 
     saved_metrics = json.loads((final / "metrics.json").read_text())
     assert saved_metrics == pytest.approx(metrics)

@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "train_tokenizer",
     "instruct",
     "evaluate",
+    "serve",
+    "chat",
 ]
 
 

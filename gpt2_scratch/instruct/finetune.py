@@ -7,7 +7,8 @@ for DDP/FSDP, the responses are generated in shards and gathered, and only the m
 Files written in `out_dir` (see docs/instruction-tuning.md):
 - checkpoint-<step>/            the loop's checkpoints (weights, optimizer, RNG states, trainer_state.json); --resume
 - metrics.jsonl, loss.png       losses at every evaluation; the loss curves against epochs and tokens seen
-- model/                        the final model as a plain checkpoint (LoRA merged) with tokenizer, config,
+- model/                        the final model as a plain checkpoint (LoRA merged) with tokenizer (and its
+                                chat_template: the prompt format as a chat template), config,
                                 training_args.json, metrics.json, provenance.json and loss.png
 - lora-adapter/                 with LoRA: the adapter alone (peft format), loadable with AutoPeftModelForCausalLM
 - base-model/                   with LoRA on a base from_pretrained cannot load (a preset's random weights, another
@@ -124,6 +125,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
     if not splits.train or not splits.validation:
         raise ValueError(f"the split {splits.sizes()} leaves no training or no validation record; change the ratios.")
     tokenizer = load_tokenizer(config.model, config.tokenizer)
+    tokenizer.chat_template = template.chat_template()  # saved with the model: chat messages -> the training prompt
     torch.manual_seed(train_config.seed)  # a preset's random initialisation repeats
     model = load_base_model(config.model, config.dropout)
     context = model.config.n_positions
