@@ -47,6 +47,7 @@ class Repo:
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit id -> tree (path -> content)
     refs: dict[str, str] = field(default_factory=dict)  # "main", other branches, "refs/pr/N" -> commit id
     messages: dict[str, str] = field(default_factory=dict)  # commit id -> summary
+    pull_requests: dict[int, str] = field(default_factory=dict)  # number -> title
 
     def commit(self, tree: dict[str, bytes], parent: str | None, summary: str) -> str:
         commit_id = hashlib.sha1(json.dumps([parent, summary, sorted(tree), len(self.commits)]).encode()).hexdigest()
@@ -116,6 +117,10 @@ class HubServer:
             if m[2] == "commit":
                 return self.commit(m[1], repo, revision, body, create_pr=query.get("create_pr") == ["1"])
             return self.create_branch(repo, revision, json.loads(body or b"{}"))
+        if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/discussions(?:/(\d+))?", path):
+            if method == "POST" and m[2] is None:
+                return self.open_pull_request(self.writable_repo(m[1], authorized), json.loads(body))
+            return self.pull_request(m[1], self.readable_repo(m[1], authorized), int(m[2] or 0))
         if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)(?:/revision/([^/]+))?", path):
             return self.model_info(m[1], unquote(m[2] or "main"), authorized)
         if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.+))?", path):
@@ -213,6 +218,26 @@ class HubServer:
             repo.refs[revision] = commit_id
         commit_url = f"{self.url}/{repo_id}/commit/{commit_id}"
         return 200, {}, {"commitUrl": commit_url, "commitOid": commit_id, "pullRequestUrl": pr_url}
+
+    def open_pull_request(self, repo: Repo, payload: dict):
+        """What huggingface_hub's upload pipeline does for create_pr=True: open the pull request (a ref at main's
+        commit), then commit to that ref."""
+        if not payload.get("pullRequest"):
+            raise HubError(400, "this test Hub opens pull requests only, not discussions")
+        number = 1 + sum(ref.startswith("refs/pr/") for ref in repo.refs)
+        repo.refs[f"refs/pr/{number}"] = self.commit_of(repo, "main")
+        repo.pull_requests[number] = payload["title"]
+        return 200, {}, {"num": number}
+
+    def pull_request(self, repo_id: str, repo: Repo, number: int):
+        if number not in repo.pull_requests:
+            raise HubError(404, f"no pull request {number}")
+        return 200, {}, {
+            "num": number, "title": repo.pull_requests[number], "status": "draft", "isPullRequest": True,
+            "author": {"name": self.user}, "createdAt": "2026-12-01T00:00:00.000Z",
+            "repo": {"name": repo_id, "type": "model"}, "events": [], "changes": {"base": "refs/heads/main"},
+            "filesWithConflicts": [],
+        }
 
     def create_branch(self, repo: Repo, branch: str, payload: dict):
         if branch in repo.refs:

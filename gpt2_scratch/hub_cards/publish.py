@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+from huggingface_hub import CommitInfo, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from transformers import GenerationConfig
 from transformers.utils import GENERATION_CONFIG_NAME
@@ -39,7 +39,6 @@ except ImportError:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "chat_template.jinja")
 INDEX_FILE = "model.safetensors.index.json"
-KEPT_REMOTE_FILES = {".gitattributes"}  # written by the Hub itself; it tells git which files are LFS
 
 
 def stage(checkpoint_dir: str | Path, staging_dir: str | Path, repo_id: str | None = None,
@@ -108,7 +107,7 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
         if progress:
             print(f"uploading {len(staged)} files ({size / 1e6:,.1f} MB) to {api.endpoint}/{repo_id}", file=sys.stderr)
         with _hub_errors(api, repo_id, checkpoint_dir), progress_bars(progress):
-            return _commit_folder(api, Path(staging_dir), staged, repo_id, private=private, revision=revision,
+            return _commit_folder(api, Path(staging_dir), repo_id, private=private, revision=revision,
                                   create_pr=create_pr, commit_message=commit_message)
 
 
@@ -184,21 +183,20 @@ def _stage_generation_config(checkpoint_dir: Path, staging_dir: Path, config) ->
         GenerationConfig.from_model_config(config).save_pretrained(staging_dir)
 
 
-def _commit_folder(api: HfApi, staging_dir: Path, staged: list[Path], repo_id: str, *, private: bool | None,
-                   revision: str | None, create_pr: bool, commit_message: str | None) -> CommitInfo:
+def _commit_folder(api: HfApi, staging_dir: Path, repo_id: str, *, private: bool | None, revision: str | None,
+                   create_pr: bool, commit_message: str | None) -> CommitInfo:
+    """One commit that makes the repository hold the staging folder: its files uploaded (unchanged ones are not sent
+    again), every other file of the repository deleted (huggingface_hub keeps .gitattributes)."""
     api.create_repo(repo_id, private=private, exist_ok=True)
     if revision not in (None, "main") and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True)
-    paths = {p.relative_to(staging_dir).as_posix(): p for p in staged}
-    stale = set(api.list_repo_files(repo_id, revision=revision)) - paths.keys() - KEPT_REMOTE_FILES
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in paths.items()]
-    operations += [CommitOperationDelete(path_in_repo=name) for name in sorted(stale)]
-    return api.create_commit(
-        repo_id,
-        operations,
+    return api.upload_folder(
+        repo_id=repo_id,
+        folder_path=staging_dir,
         commit_message=commit_message or "Upload model, code, tokenizer and model card with gpt2-scratch",
         revision=revision,
         create_pr=create_pr,
+        delete_patterns="*",
     )
 
 
