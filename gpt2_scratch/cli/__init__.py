@@ -17,6 +17,7 @@ import warnings
 from gpt2_scratch.progress import progress_bars
 
 COMMAND_MODULES = [
+    "prepare_data",
     "pretrain",
     "generate",
     "card",
