@@ -2,7 +2,12 @@
 
     python examples/instruct.py --model tiny --out-dir runs/instruct-tiny --max-steps 20 --max-new-tokens 32
     accelerate launch examples/instruct.py --model openai-community/gpt2-medium --out-dir runs/instruct-355m
-    accelerate launch --multi_cpu --num_processes 2 examples/instruct.py --model tiny --out-dir runs/ddp --lora
+    accelerate launch --multi_gpu --num_processes 2 examples/instruct.py --model tiny --out-dir runs/ddp --lora
+    accelerate launch --config_file examples/accelerate/ddp.yaml examples/instruct.py --model tiny --out-dir runs/ddp
+
+`--multi_gpu` (or a config file) is what makes accelerate start several processes; on a machine without GPUs they
+train on the CPU over gloo. Without it accelerate starts one process whatever --num_processes says, and the run
+says so at its start.
 
 It loads Alpaca-style records, splits them 85/10/5 in file order, fine-tunes (every weight, or LoRA adapters with
 --lora) on the shared training loop, writes the final model to OUT_DIR/model and the test split's greedy

@@ -68,7 +68,15 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
                     show_progress: bool = True) -> TokenShards:
     """`prepare_corpus` into a cache: `<cache_dir>/<key>/`, where the key hashes the tokenizer and the sources'
     contents, so a changed file is tokenised again and an unchanged one is not (default cache:
-    ~/.cache/gpt2_scratch/tokens). Runs that prepare the same corpus at once write identical shards."""
+    ~/.cache/gpt2_scratch/tokens). Runs that prepare the same corpus at once write identical shards. A folder that
+    `prepare_corpus` wrote (it holds index.json) is opened as it is."""
+    prepared = source[0] if isinstance(source, (list, tuple)) and len(source) == 1 else source
+    if isinstance(prepared, (str, os.PathLike)) and (Path(prepared) / "index.json").is_file():
+        shards = TokenShards.open(prepared)
+        if shards.index.get("tokenizer_sha256") != tokenizer_sha256(tokenizer):
+            raise ValueError(f"{source} was prepared with another tokenizer than this run's; prepare it again with "
+                             "this one, or train with that one.")
+        return shards
     described = describe_source(source, text_column, chunk_chars)
     key = hashlib.sha256(f"{tokenizer_sha256(tokenizer)}|{tokenizer.eos_token_id}|{described[1]}".encode()).hexdigest()
     folder = Path(cache_dir) if cache_dir is not None else resources_cache_dir() / "tokens"
@@ -107,7 +115,7 @@ def write_shards(described, out: Path, tokenizer, num_proc: int, chunk_chars: in
                     break
                 with staged_file(out / shard_name(shard)) as staging, open(staging, "wb") as shard_file:
                     for tokens in itertools.chain([first], itertools.islice(stream, chunks_per_shard - 1)):
-                        tokens.astype(dtype, copy=False).tofile(shard_file)
+                        tokens.tofile(shard_file)
                         bar.update(1)
         sizes = [(out / shard_name(k)).stat().st_size // dtype.itemsize for k in range(shard_count(out))]
         if sum(sizes) == 0:
@@ -203,7 +211,7 @@ class Encoder:
     docs/performance.md), else the tokenizer's own batch encoder."""
 
     def __init__(self, tokenizer):
-        self.eos = tokenizer.eos_token_id
+        self.eos, self.dtype = tokenizer.eos_token_id, token_dtype(len(tokenizer))
         self.backend = tokenizer.backend_tokenizer
         self.tiktoken = tiktoken_encoding(tokenizer)
         if self.tiktoken is not None and self.encode([PROBE]) != self.encode_with_backend([PROBE]):
@@ -212,26 +220,28 @@ class Encoder:
     def encode(self, texts: list[str]) -> list[list[int]]:
         if self.tiktoken is None:
             return self.encode_with_backend(texts)
-        return self.tiktoken.encode_batch(texts, num_threads=1, allowed_special="all")
+        if any(token in text for text in texts for token in self.tiktoken.special_tokens_set):
+            return self.tiktoken.encode_batch(texts, num_threads=1, allowed_special="all")
+        return self.tiktoken.encode_ordinary_batch(texts, num_threads=1)  # the same ids without the special scan
 
     def encode_with_backend(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
 
     def encode_chunk(self, chunk: list[tuple[bool, str]]) -> np.ndarray:
-        ids = []
-        for (separated, _), piece in zip(chunk, self.encode([text for _, text in chunk])):
+        parts = []
+        for (separated, _), ids in zip(chunk, self.encode([text for _, text in chunk])):
             if separated:
-                ids.append(self.eos)
-            ids.extend(piece)
-        return np.asarray(ids, dtype=np.uint32)
+                parts.append([self.eos])
+            parts.append(ids)
+        return np.concatenate([np.asarray(part, dtype=self.dtype) for part in parts])
 
     def __getstate__(self):  # only a spawned worker pickles it; the Rust tokenizer goes as its JSON
-        return {"eos": self.eos, "backend": self.backend.to_str(), "tiktoken": self.tiktoken}
+        return {"eos": self.eos, "dtype": self.dtype, "backend": self.backend.to_str(), "tiktoken": self.tiktoken}
 
     def __setstate__(self, state):
         from tokenizers import Tokenizer
 
-        self.eos, self.tiktoken = state["eos"], state["tiktoken"]
+        self.eos, self.dtype, self.tiktoken = state["eos"], state["dtype"], state["tiktoken"]
         self.backend = Tokenizer.from_str(state["backend"])
 
 

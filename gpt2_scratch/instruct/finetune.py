@@ -32,7 +32,7 @@ from ..hub_cards.records import dataset_reference
 from ..modeling import PRESETS, ScratchGPT2Config, ScratchGPT2ForCausalLM
 from ..staging import staged_folder
 from ..training import TrainConfig, make_loader, train
-from ..training.loop import make_accelerator
+from ..training.loop import launch_facts, make_accelerator
 from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
 from .generation import generate_responses, save_responses, with_responses
@@ -170,7 +170,7 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
             judged = judge_responses(records, ChatCompletionsJudge(config.judge_url, config.judge_model), template)
             judged.save(out_dir / JUDGE_FILE)
             metrics["judge_score"] = judged.average
-        save_final_model(final, tokenizer, out_dir, config, train_config, metrics)
+        save_final_model(final, tokenizer, out_dir, config, train_config, metrics, launch_facts(accelerator))
         if config.lora:
             save_adapter(checkpoint, config, tokenizer, out_dir)
     accelerator.end_training()  # waits for every process, then closes the process group
@@ -254,11 +254,11 @@ def respond(model, tokenizer, records: list[dict], template, config: InstructCon
 
 
 def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, train_config: TrainConfig,
-                     metrics: dict) -> None:
+                     metrics: dict, launch: dict) -> None:
     """out_dir/model: a plain checkpoint with the records a model card is built from (built under a temporary
     name and renamed into place, replacing an earlier one)."""
     training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
-                     **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
+                     **{f"num_{split}": n for split, n in train_config.extra["data"].items()}, **launch}
     dataset = dataset_reference(config.data) if config.data else DEFAULT_EVAL_DATASETS["instruction-tuned"]
     provenance = {"kind": "instruction-tuned", "base_model": config.model,
                   "method": "lora" if config.lora else "full fine-tuning",

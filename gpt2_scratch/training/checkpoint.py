@@ -90,10 +90,10 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, progress: Progress
             staging, state_dict=state_dict, is_main_process=accelerator.is_main_process,
             save_function=accelerator.save,
         )
-        sharded = accelerator.distributed_type.name == "FSDP"
-        if accelerator.is_main_process or sharded:
-            suffix = f"_{accelerator.process_index}" if sharded else ""
-            torch.save(optimizer.state_dict(), staging / f"optimizer{suffix}.pt")
+        if is_sharded(accelerator):  # each process its own shard of the moments
+            torch.save(local_shards(optimizer.state_dict()), staging / f"optimizer_{accelerator.process_index}.pt")
+        elif accelerator.is_main_process:
+            torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(rng_state, staging / f"rng_state_{accelerator.process_index}.pt")
         if accelerator.is_main_process:
             tokenizer.save_pretrained(staging)
@@ -147,7 +147,13 @@ def load_training_state(checkpoint: Path, accelerator, model, optimizer) -> tupl
     process) changes nothing."""
     weights, saved_optimizer, progress, rng = read_training_state(checkpoint, accelerator)
     unwrapped = accelerator.unwrap_model(model)
-    missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
+    if is_sharded(accelerator):  # every process holds the whole file; each keeps its shard of it
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        missing, unexpected = set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+        saved_optimizer = as_shards_of(saved_optimizer, optimizer)
+    else:
+        missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
     tied = set(getattr(unwrapped, "_tied_weights_keys", None) or ())
     if unexpected or set(missing) - tied:  # a tied lm_head is not stored; anything else missing is an error
         raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
@@ -167,8 +173,7 @@ def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, Prog
             f"{rng_file} is missing: the checkpoint was written by fewer processes than now run. Resume with the "
             "same number of processes to continue exactly."
         )
-    sharded = accelerator.distributed_type.name == "FSDP"
-    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if sharded else "optimizer.pt")
+    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if is_sharded(accelerator) else "optimizer.pt")
     problem = None
     try:
         weights_file = SafetensorsFile(existing(checkpoint / "model.safetensors"))
@@ -182,6 +187,36 @@ def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, Prog
     if problems:
         raise UnreadableCheckpointError(problems[0])
     return weights, optimizer_state, progress, rng
+
+
+def is_sharded(accelerator) -> bool:
+    return accelerator.distributed_type.name == "FSDP"
+
+
+def local_shards(optimizer_state: dict) -> dict:
+    """An FSDP optimizer's state with each DTensor replaced by this process's shard of it: plain tensors, which
+    load with weights_only=True."""
+    from torch.distributed.tensor import DTensor
+
+    return {**optimizer_state, "state": {
+        index: {key: value.to_local() if isinstance(value, DTensor) else value for key, value in state.items()}
+        for index, state in optimizer_state["state"].items()}}
+
+
+def as_shards_of(optimizer_state: dict, optimizer) -> dict:
+    """`local_shards`'s output turned back into DTensors sharded as `optimizer`'s parameters are."""
+    from torch.distributed.tensor import DTensor
+
+    parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    state = {}
+    for index, values in optimizer_state["state"].items():
+        parameter = parameters[index]
+        state[index] = {
+            key: DTensor.from_local(value, parameter.device_mesh, parameter.placements)
+            if isinstance(parameter, DTensor) and value.shape == parameter.to_local().shape else value
+            for key, value in values.items()
+        }
+    return {**optimizer_state, "state": state}
 
 
 def existing(path: Path) -> Path:

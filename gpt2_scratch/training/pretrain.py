@@ -61,6 +61,8 @@ def pretrain(config: TrainConfig, data=None, preset: str = "tiny", model_overrid
     result = train(model, tokenizer, train_loader, val_loader, config, accelerator)
     if accelerator.is_main_process:
         out_dir = Path(config.out_dir)
+        if accelerator.distributed_type.name == "FSDP":  # its weights are sharded: plot with the gathered checkpoint's
+            model = ScratchGPT2ForCausalLM.from_pretrained(result["checkpoint"])
         result["plots"] = {
             "loss": str(out_dir / "loss.png"),
             "temperature": str(plot_temperature(model, tokenizer, config.sample_prompt, out_dir / "temperature.png")),
