@@ -90,7 +90,11 @@ def test_an_interrupted_preparation_resumes_after_its_complete_shards(corpus, to
     assert sorted(p.name for p in out.iterdir()) == ["plan.json", "shard-00000.bin", "shard-00001.bin"]
 
     first_calls, calls[:] = list(calls), []
-    monkeypatch.setattr(prepare_module.Encoder, "encode_chunk", lambda self, chunk: calls.append(chunk[0][1][:20]) or encode_chunk(self, chunk))
+    def counted(self, chunk):
+        calls.append(chunk[0][1][:20])
+        return encode_chunk(self, chunk)
+
+    monkeypatch.setattr(prepare_module.Encoder, "encode_chunk", counted)
     shards = prepare_corpus(corpus, out, **settings)
     assert calls[0] == first_calls[6]  # the resumed run starts with chunk 7
     assert shards.tolist() == expected_ids(corpus, tiktoken)

@@ -120,7 +120,8 @@ def write_shards(described, out: Path, tokenizer, num_proc: int, chunk_chars: in
         sizes = [(out / shard_name(k)).stat().st_size // dtype.itemsize for k in range(shard_count(out))]
         if sum(sizes) == 0:
             raise ValueError(f"the corpus {description} is empty: it holds no text to train on.")
-        index = {**plan, "num_tokens": sum(sizes), "shards": [{"file": shard_name(k), "num_tokens": n} for k, n in enumerate(sizes)]}
+        shards = [{"file": shard_name(k), "num_tokens": n} for k, n in enumerate(sizes)]
+        index = {**plan, "num_tokens": sum(sizes), "shards": shards}
         write_atomically(out / "index.json", json.dumps(index, indent=2) + "\n")
     shards = TokenShards.open(out)
     refuse_another_plan(out, plan, shards.index)
@@ -247,12 +248,10 @@ class Encoder:
 
 def tiktoken_encoding(tokenizer):
     """tiktoken's Encoding of `tokenizer`'s vocabulary when it is a GPT-2-style byte-level BPE whose token ids
-    rise with the merge order (tiktoken merges by id), else None (also when tiktoken is not installed)."""
-    try:
-        import tiktoken
-        from tiktoken_ext.openai_public import r50k_pat_str
-    except ImportError:
-        return None
+    rise with the merge order (tiktoken merges by id), else None."""
+    import tiktoken
+    from tiktoken_ext.openai_public import r50k_pat_str
+
     from ..tokenization.byte_level import UNICODE_TO_BYTE
 
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
@@ -300,7 +299,8 @@ class TokenShards:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path} is not a readable token index ({error}); prepare the corpus again.") from error
         if dtype not in (np.uint16, np.uint32) or not all(SHARD_NAME.match(str(name)) for name, _ in shards):
-            raise ValueError(f"{path} names a token type or shard file that prepare_corpus does not write; prepare the corpus again.")
+            raise ValueError(f"{path} names a token type or shard file that prepare_corpus does not write; prepare the "
+                             "corpus again.")
         parts = []
         for name, count in shards:
             size = (folder / name).stat().st_size if (folder / name).is_file() else None
@@ -332,8 +332,9 @@ class TokenShards:
         return TokenShards(parts)
 
     def __array__(self, dtype=None, copy=None):
-        array = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts) if self.parts else np.zeros(0, self.dtype)
-        return np.asarray(array, dtype=dtype)
+        if len(self.parts) == 1:
+            return np.asarray(self.parts[0], dtype=dtype)
+        return np.asarray(np.concatenate(self.parts) if self.parts else np.zeros(0, self.dtype), dtype=dtype)
 
     def tolist(self) -> list[int]:
         return np.asarray(self).tolist()

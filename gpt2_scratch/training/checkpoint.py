@@ -150,7 +150,8 @@ def load_training_state(checkpoint: Path, accelerator, model, optimizer) -> tupl
     if is_sharded(accelerator):  # every process holds the whole file; each keeps its shard of it
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-        missing, unexpected = set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+        options = StateDictOptions(full_state_dict=True, strict=False)
+        missing, unexpected = set_model_state_dict(model, weights, options=options)
         saved_optimizer = as_shards_of(saved_optimizer, optimizer)
     else:
         missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
@@ -173,7 +174,8 @@ def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, Prog
             f"{rng_file} is missing: the checkpoint was written by fewer processes than now run. Resume with the "
             "same number of processes to continue exactly."
         )
-    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if is_sharded(accelerator) else "optimizer.pt")
+    optimizer_name = f"optimizer_{accelerator.process_index}.pt" if is_sharded(accelerator) else "optimizer.pt"
+    optimizer_file = checkpoint / optimizer_name
     problem = None
     try:
         weights_file = SafetensorsFile(existing(checkpoint / "model.safetensors"))
@@ -194,29 +196,38 @@ def is_sharded(accelerator) -> bool:
 
 
 def local_shards(optimizer_state: dict) -> dict:
-    """An FSDP optimizer's state with each DTensor replaced by this process's shard of it: plain tensors, which
-    load with weights_only=True."""
-    from torch.distributed.tensor import DTensor
+    """An FSDP optimizer's state with each DTensor replaced by this process's part of it, a plain tensor that loads
+    with weights_only=True; "placements" records how each was laid out (a shard's dimension, or -1: replicated)."""
+    from torch.distributed.tensor import DTensor, Shard
 
-    return {**optimizer_state, "state": {
-        index: {key: value.to_local() if isinstance(value, DTensor) else value for key, value in state.items()}
-        for index, state in optimizer_state["state"].items()}}
+    state, placements = {}, {}
+    for index, values in optimizer_state["state"].items():
+        state[index] = {key: value.to_local() if isinstance(value, DTensor) else value for key, value in values.items()}
+        placements[index] = {key: [p.dim if isinstance(p, Shard) else -1 for p in value.placements]
+                             for key, value in values.items() if isinstance(value, DTensor)}
+    return {**optimizer_state, "state": state, "placements": placements}
 
 
 def as_shards_of(optimizer_state: dict, optimizer) -> dict:
-    """`local_shards`'s output turned back into DTensors sharded as `optimizer`'s parameters are."""
-    from torch.distributed.tensor import DTensor
+    """`local_shards`'s output made DTensors again, on the device mesh of `optimizer`'s parameters."""
+    from torch.distributed.tensor import DTensor, Replicate, Shard
 
     parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+
+    def distributed(value, parameter, layout):
+        placements = [Shard(dim) if dim >= 0 else Replicate() for dim in layout]
+        if not any(dim >= 0 for dim in layout):
+            return DTensor.from_local(value, parameter.device_mesh, placements)
+        # A moment sharded as its parameter: the global shape is the parameter's (shards may be uneven).
+        return DTensor.from_local(value, parameter.device_mesh, placements, shape=parameter.size(),
+                                  stride=parameter.stride())
+
     state = {}
     for index, values in optimizer_state["state"].items():
-        parameter = parameters[index]
-        state[index] = {
-            key: DTensor.from_local(value, parameter.device_mesh, parameter.placements)
-            if isinstance(parameter, DTensor) and value.shape == parameter.to_local().shape else value
-            for key, value in values.items()
-        }
-    return {**optimizer_state, "state": state}
+        layouts = optimizer_state["placements"].get(index, {})
+        state[index] = {key: distributed(value, parameters[index], layouts[key]) if key in layouts else value
+                        for key, value in values.items()}
+    return {key: value for key, value in optimizer_state.items() if key != "placements"} | {"state": state}
 
 
 def existing(path: Path) -> Path:

@@ -91,13 +91,15 @@ def asked_processes() -> int | None:
             argv = [word.decode(errors="replace") for word in cmdline.read().split(b"\0") if word]
     except OSError:
         return None
-    launch = next((i for i, word in enumerate(argv[:-1]) if Path(word).name == "accelerate" and argv[i + 1] == "launch"), None)
-    if launch is None:
+    # `accelerate launch ARGS` or `python -m accelerate.commands.launch ARGS`: where ARGS start.
+    starts = [i + 2 for i, word in enumerate(argv[:-1]) if Path(word).name == "accelerate" and argv[i + 1] == "launch"]
+    starts += [i + 1 for i, word in enumerate(argv) if word == "accelerate.commands.launch"]
+    if not starts:
         return None
     from accelerate.commands.launch import launch_command_parser
 
     try:
-        args, _ = launch_command_parser().parse_known_args(argv[launch + 2 :])
+        args, _ = launch_command_parser().parse_known_args(argv[starts[0] :])
     except SystemExit:
         return None
     return args.num_processes
