@@ -38,7 +38,7 @@ def launch_fsdp(script, out_dir, data, tokenizer_dir, resume=False):
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "training on 2 process(es), distributed type FSDP" in done.stderr
+    assert "training on 2 process(es), distributed type FSDP" in done.stdout
 
 
 @pytest.mark.slow

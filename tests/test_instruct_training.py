@@ -176,6 +176,6 @@ def test_the_documented_launch_runs_two_processes_and_a_lost_one_is_reported(tmp
     else:
         assert "warning: accelerate launch was asked" not in done.stderr
     started = f"training on {expected['num_processes']} process(es), distributed type {expected['distributed_type']}"
-    assert started in done.stderr
+    assert started in done.stdout
     for facts in (recorded, final):
         assert {key: facts[key] for key in expected} == expected and facts["device"].startswith("cpu")

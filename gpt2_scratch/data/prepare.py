@@ -183,7 +183,9 @@ def encoded(pending: Iterator[list], encoder: Encoder, num_proc: int) -> Iterato
     if num_proc == 1:
         yield from (encoder.encode_chunk(chunk) for chunk in pending)
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise ValueError("num_proc above 1 needs processes started by fork (Linux, macOS); use num_proc=1 here.")
+    context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(num_proc, mp_context=context, initializer=set_worker_encoder, initargs=(encoder,)) as pool:
         in_flight = deque()
         for chunk in pending:
@@ -235,15 +237,6 @@ class Encoder:
                 parts.append([self.eos])
             parts.append(ids)
         return np.concatenate([np.asarray(part, dtype=self.dtype) for part in parts])
-
-    def __getstate__(self):  # only a spawned worker pickles it; the Rust tokenizer goes as its JSON
-        return {"eos": self.eos, "dtype": self.dtype, "backend": self.backend.to_str(), "tiktoken": self.tiktoken}
-
-    def __setstate__(self, state):
-        from tokenizers import Tokenizer
-
-        self.eos, self.dtype, self.tiktoken = state["eos"], state["dtype"], state["tiktoken"]
-        self.backend = Tokenizer.from_str(state["backend"])
 
 
 def tiktoken_encoding(tokenizer):

@@ -106,9 +106,10 @@ def asked_processes() -> int | None:
 
 
 def announce_launch(facts: dict) -> None:
-    """Print what the run runs on, and say so when a launch asked for more processes than run."""
-    print(f"training on {facts['num_processes']} process(es), distributed type {facts['distributed_type']}, "
-          f"mixed precision {facts['mixed_precision']}, device {facts['device']}", file=sys.stderr)
+    """Print what the run runs on (with the run's other reports, on stdout), and warn (on stderr) when a launch
+    asked for more processes than run."""
+    tqdm.write(f"training on {facts['num_processes']} process(es), distributed type {facts['distributed_type']}, "
+               f"mixed precision {facts['mixed_precision']}, device {facts['device']}")
     asked = facts["asked_processes"]
     if asked and asked != facts["num_processes"]:
         print(f"warning: accelerate launch was asked for {asked} processes, but this run has {facts['num_processes']}: "
