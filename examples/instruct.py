@@ -2,7 +2,16 @@
 
     python examples/instruct.py                                   # tiny random model, 20 steps: a smoke run
     python examples/instruct.py --model openai-community/gpt2-medium --out-dir runs/instruct-355m --max-steps 0
-    accelerate launch --multi_cpu --num_processes 2 examples/instruct.py --lora
+    accelerate launch --multi_gpu --num_processes 2 examples/instruct.py --lora
+    accelerate launch --config_file examples/accelerate/ddp.yaml examples/instruct.py
+
+With every option of the command line, on two processes:
+
+    accelerate launch --multi_gpu --num_processes 2 -m gpt2_scratch.cli instruct --model tiny --out-dir runs/ddp --lora
+
+`--multi_gpu` (or a config file) is what makes accelerate start several processes; on a machine without GPUs they
+train on the CPU over gloo. Without it accelerate starts one process whatever --num_processes says, and the run
+says so at its start.
 
 It loads Alpaca-style records, splits them 85/10/5 in file order, fine-tunes (every weight, or LoRA adapters with
 --lora) on the shared training loop with the course's settings (TRAINING_DEFAULTS), writes the final model to

@@ -2,7 +2,7 @@
 
     python examples/pretrain.py                                  # the-verdict, tiny model, a few minutes on a CPU
     python examples/pretrain.py --data my_corpus/ --epochs 3     # any text files or folders
-    accelerate launch --num_processes 2 examples/pretrain.py     # the same code on several GPUs (or --multi_cpu)
+    accelerate launch --multi_gpu --num_processes 2 examples/pretrain.py   # the same code on 2 GPUs (or CPU processes)
 
 `gpt2-scratch pretrain` does the same with every option; this script shows what happens inside.
 """

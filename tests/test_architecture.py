@@ -23,11 +23,11 @@ LAYERS = {
     "resources": 1,
     "provenance": 1,
     "modeling": 1,  # and, as Hub remote code, nothing of the package at all (see below)
-    "data": 2,
+    "tokenization": 2,
     "generation": 2,
     "precision": 2,
     "lora": 2,
-    "tokenization": 3,
+    "data": 3,
     "conversion": 4,
     "speed": 5,
     "hub_cards": 5,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpt2_scratch.data import TokenWindows, read_pieces, split_tokens, tokenize_corpus, window_loaders
-from gpt2_scratch.data import corpus as corpus_module
+from gpt2_scratch.data import TokenShards, TokenWindows, read_pieces, split_tokens, tokenize_corpus, window_loaders
+from gpt2_scratch.data import prepare as prepare_module
 from gpt2_scratch.tokenization.reference import tiktoken_gpt2
 
 EOT = 50256
@@ -28,21 +28,22 @@ def verdict_ids(verdict_path, tiktoken):
 
 def test_cache_holds_the_files_tokens_as_uint16_memmap(verdict_path, verdict_ids, tokenizer, tmp_path, monkeypatch):
     tokens = tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, show_progress=False)
-    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
+    assert isinstance(tokens, TokenShards) and tokens.dtype == np.uint16
+    assert all(isinstance(part, np.memmap) for part in tokens.parts)
     assert len(tokens) == len(verdict_ids) == 5145  # the course's count
     assert tokens.tolist() == verdict_ids
     # The second call reads the cache: tokenising again would fail here.
-    monkeypatch.setattr(corpus_module, "write_tokens", lambda *a, **k: pytest.fail("re-tokenised a cached corpus"))
+    monkeypatch.setattr(prepare_module, "Encoder", lambda *a, **k: pytest.fail("re-tokenised a cached corpus"))
     assert tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, show_progress=False).tolist() == verdict_ids
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.rglob(".*"))
 
 
 def test_reading_in_small_pieces_gives_the_same_tokens(verdict_path, verdict_ids, tokenizer, tmp_path):
     pieces = list(read_pieces(verdict_path, block_chars=40))
     assert len(pieces) > 100
     assert "".join(pieces) == verdict_path.read_text(encoding="utf-8")
-    tokens = tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, block_chars=40, show_progress=False)
-    assert tokens.tolist() == verdict_ids
+    tokens = tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, chunk_chars=40, show_progress=False)
+    assert len(tokens.parts) > 1 and tokens.tolist() == verdict_ids
 
 
 def test_folder_documents_are_joined_with_endoftext(tokenizer, tiktoken, tmp_path):
@@ -126,7 +127,7 @@ def test_bad_files_get_clear_errors(content, message, tokenizer, tmp_path):
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
         tokenize_corpus(path, tokenizer, cache_dir=tmp_path / "cache", show_progress=False)
-    assert not list((tmp_path / "cache").glob("*.tokens"))  # nothing half-written was kept
+    assert not list((tmp_path / "cache").rglob("index.json")) and not list((tmp_path / "cache").rglob(".*"))
 
 
 def test_missing_inputs_and_short_text_get_clear_errors(tokenizer, tmp_path):
@@ -142,34 +143,26 @@ def test_missing_inputs_and_short_text_get_clear_errors(tokenizer, tmp_path):
         window_loaders(tokens, max_length=64, batch_size=2)
 
 
-class MeetsAnotherThread:
-    """GPT-2's tokenizer for `tokenize_corpus`, whose every batch waits at `barrier`: two threads tokenising with it
-    write their caches at the same time, batch by batch."""
-
-    def __init__(self, tokenizer, barrier):
-        self.tokenizer, self.barrier, self.eos_token_id = tokenizer, barrier, tokenizer.eos_token_id
-        self.backend_tokenizer = self
-
-    def __len__(self):
-        return len(self.tokenizer)
-
-    def to_str(self):
-        return self.tokenizer.backend_tokenizer.to_str()
-
-    def encode_batch(self, texts, **kwargs):
-        self.barrier.wait()
-        return self.tokenizer.backend_tokenizer.encode_batch(texts, **kwargs)
-
-
-def test_two_runs_tokenising_the_same_new_corpus_into_one_cache(verdict_path, verdict_ids, tokenizer, tmp_path):
+def test_two_runs_tokenising_the_same_new_corpus_into_one_cache(verdict_path, verdict_ids, tokenizer, tmp_path,
+                                                                 monkeypatch):
+    """Two threads prepare the same new corpus into one cache, chunk by chunk at the same time: each chunk waits
+    for the other run's."""
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
-    meeting = MeetsAnotherThread(tokenizer, Barrier(2, timeout=60))
+    barrier, encode_chunk = Barrier(2, timeout=60), prepare_module.Encoder.encode_chunk
+
+    def meeting(self, chunk):
+        barrier.wait()
+        return encode_chunk(self, chunk)
+
+    monkeypatch.setattr(prepare_module.Encoder, "encode_chunk", meeting)
     with ThreadPoolExecutor(2) as pool:
-        runs = [pool.submit(tokenize_corpus, verdict_path, meeting, tmp_path, block_chars=400, show_progress=False)
-                for _ in range(2)]
+        runs = [pool.submit(tokenize_corpus, verdict_path, tokenizer, tmp_path, chunk_chars=400, chunks_per_shard=3,
+                            show_progress=False) for _ in range(2)]
         results = [run.result() for run in runs]  # neither raises
     assert [tokens.tolist() for tokens in results] == [verdict_ids, verdict_ids]
-    assert tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, show_progress=False).tolist() == verdict_ids
-    assert len(list(tmp_path.iterdir())) == 2 and not list(tmp_path.glob(".*"))  # <key>.tokens, <key>.json
+    monkeypatch.undo()
+    assert tokenize_corpus(verdict_path, tokenizer, cache_dir=tmp_path, chunk_chars=400, chunks_per_shard=3,
+                           show_progress=False).tolist() == verdict_ids
+    assert len(list(tmp_path.iterdir())) == 1 and not list(tmp_path.rglob(".*"))  # <key>/: shards, plan, index

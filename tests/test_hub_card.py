@@ -283,8 +283,10 @@ def test_cards_name_the_data_and_base_a_run_used_and_no_local_path(tmp_path, tok
     def instruct_card(name, **config):
         train_config = TrainConfig(out_dir=str(tmp_path / name), extra={"data": {"train": 8, "test": 1}})
         settings = InstructConfig(**config)
+        launch = {"num_processes": 1, "distributed_type": "NO", "mixed_precision": "no", "device": "cpu",
+                  "asked_processes": None}
         save_final_model(model, tokenizer, tmp_path / name, settings, train_config, metrics,
-                         instruction_provenance(settings))
+                         instruction_provenance(settings), launch)
         card = build_card(tmp_path / name / "model", "user/instruct")
         return card, rendered(card.text), str(card)
 

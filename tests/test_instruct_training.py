@@ -150,3 +150,40 @@ def test_two_processes_and_an_exact_resume(tmp_path):
     assert resumed_log[-1]["step"] == 4
     assert resumed_log[-1]["tokens_seen"] == json.loads(log[-1])["tokens_seen"]
     assert resumed_log[-1]["val_loss"] == pytest.approx(json.loads(log[-1])["val_loss"], rel=1e-6)
+
+
+def documented_launch() -> list[str]:
+    """The example's own multi-process command (its docstring, which --help prints), as a list of arguments."""
+    import ast
+
+    docstring = ast.get_docstring(ast.parse((REPO / "examples" / "instruct.py").read_text()))
+    line = next(line for line in docstring.splitlines() if "--multi_gpu" in line and "gpt2_scratch.cli" in line)
+    return line.split()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("drop", [None, "--multi_gpu"])
+def test_the_documented_launch_runs_two_processes_and_a_lost_one_is_reported(tmp_path, drop):
+    """The command of the docstring trains on 2 CPU processes and records it; without --multi_gpu, accelerate
+    starts one process, and the run says so and records what was asked."""
+    words = [word for word in documented_launch() if word != drop]
+    assert words[:2] == ["accelerate", "launch"] and "--num_processes" in words
+    words[words.index("--out-dir") + 1] = str(tmp_path / "run")
+    command = [sys.executable, "-m", "accelerate.commands.launch", *words[2:], "--max-steps", "2", "--batch-size", "2",
+               "--eval-every", "0", "--eval-batches", "1", "--max-new-tokens", "2", "--num-responses", "2",
+               "--split", "0.85", "0.01", "0.01", "--no-progress"]
+    done = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recorded = json.loads((tmp_path / "run" / "checkpoint-2" / "training_args.json").read_text())["extra"]
+    final = json.loads((tmp_path / "run" / "model" / "training_args.json").read_text())
+    expected = {"num_processes": 2, "distributed_type": "MULTI_CPU", "mixed_precision": "no", "asked_processes": 2}
+    if drop:
+        expected.update(num_processes=1, distributed_type="NO")
+        assert "warning: accelerate launch was asked for 2 processes, but this run has 1" in done.stderr
+    else:
+        assert "warning: accelerate launch was asked" not in done.stderr
+    started = f"training on {expected['num_processes']} process(es), distributed type {expected['distributed_type']}"
+    assert started in done.stdout
+    for facts in (recorded, final):
+        assert {key: facts[key] for key in expected} == expected and facts["device"].startswith("cpu")

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import gpt2_scratch
+from gpt2_scratch.data import prepare_corpus, tokenize_corpus, window_loaders
 from gpt2_scratch.provenance import Provenance
-from gpt2_scratch.data import tokenize_corpus, window_loaders
 from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
 from gpt2_scratch.training.generate import generate_text
 from gpt2_scratch.training.loop import PretrainLoop, make_accelerator
@@ -213,10 +213,17 @@ pretrain_tiny(sys.argv[2], False, sys.argv[3], gpt2_tokenizer(sys.argv[4]))
 """
 
 
-def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(shared_data, tokenizer_dir, tokenizer, tmp_path):
+@pytest.mark.parametrize("sharded", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(shared_data, tokenizer_dir, tokenizer, tmp_path, sharded):
     """9 batches of 16 per epoch, 2 per step: 5 steps an epoch (the last one a single batch), 10 in all, dropout on.
-    The run is killed once checkpoint-6 exists (epoch 1, 2 batches in), and resumed from the latest checkpoint."""
+    The run is killed once checkpoint-6 exists (epoch 1, 2 batches in), and resumed from the latest checkpoint. The
+    corpus is the text file, or the same text prepared into 8 shards (windows shuffled across all of them)."""
     data = shared_data / "the-verdict.txt"
+    if sharded:
+        shards = prepare_corpus(data, tmp_path / "shards", tokenizer, chunk_chars=2000, chunks_per_shard=1,
+                                show_progress=False)
+        assert len(shards.parts) == 8
+        data = tmp_path / "shards"
     pretrain_tiny(tmp_path / "whole", False, data, tokenizer)
 
     killed = tmp_path / "killed"

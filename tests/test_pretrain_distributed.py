@@ -25,16 +25,17 @@ train_tiny(sys.argv[2], 2, sys.argv[3], gpt2_tokenizer(sys.argv[4]))
 """
 
 
-def train_tiny(out_dir, batch_size, data, tokenizer):
-    """Three steps of a tiny model without dropout, evaluated on every window after each step."""
+def train_tiny(out_dir, batch_size, data, tokenizer, accelerator=None, **settings):
+    """Three steps (or `settings`' max_steps) of a tiny model without dropout, evaluated on every window after each
+    step."""
     tokens = tokenize_corpus(data, tokenizer, cache_dir=Path(out_dir).parent / "cache", show_progress=False)
     train_loader, val_loader = window_loaders(tokens, max_length=32, batch_size=batch_size, seed=5)
     set_seed(0)
     config = gpt2_scratch.ScratchGPT2Config.from_preset("tiny", n_positions=32, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
     model = gpt2_scratch.ScratchGPT2ForCausalLM(config)
-    train(model, tokenizer, train_loader, val_loader, TrainConfig(
-        out_dir=str(out_dir), max_steps=3, learning_rate=1e-3, warmup_steps=1, eval_every=1, eval_batches=None,
-        sample_max_new_tokens=2, progress_bar=False))
+    settings = dict(max_steps=3, learning_rate=1e-3, warmup_steps=1, eval_every=1, eval_batches=None,
+                    sample_max_new_tokens=2, progress_bar=False) | settings
+    return train(model, tokenizer, train_loader, val_loader, TrainConfig(out_dir=str(out_dir), **settings), accelerator)
 
 
 def test_two_processes_match_one_with_the_same_global_batch(shared_data, tokenizer_dir, tmp_path):

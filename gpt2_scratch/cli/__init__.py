@@ -18,6 +18,7 @@ import warnings
 from gpt2_scratch.progress import progress_bars
 
 COMMAND_MODULES = [
+    "prepare_data",
     "pretrain",
     "generate",
     "card",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-
 HELP = "pretrain a GPT-2 from scratch on raw text"  # the line `gpt2-scratch --help` shows
 
 
@@ -17,6 +16,7 @@ def register(subparsers) -> None:
     from gpt2_scratch.training.pretrain import DEFAULT_RUN_FOLDER
 
     from . import no_progress_option
+    from .prepare_data import add_dataset_arguments
     from .settings import add_settings
 
     parser = subparsers.add_parser(
@@ -26,16 +26,13 @@ def register(subparsers) -> None:
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", nargs="+", metavar="PATH", help="text files or folders (default: the-verdict, downloaded)")
-    data.add_argument("--dataset", metavar="NAME", help="a datasets dataset name or local folder, instead of --data")
-    data.add_argument("--dataset-config", help="the dataset's configuration name")
-    data.add_argument("--split", default="train", help="dataset split (default: train)")
-    data.add_argument("--text-column", default="text", help="dataset column holding the documents (default: text)")
-    data.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it whole")
+    add_dataset_arguments(data)
     data.add_argument("--max-length", type=int, help="window length in tokens (default: the model's context)")
     data.add_argument("--stride", type=int, help="distance between window starts (default: max-length)")
     data.add_argument("--train-ratio", type=float, default=0.9, help="share of tokens for training (default: 0.9)")
     data.add_argument("--tokenizer", metavar="PATH", help="GPT-2 tokenizer folder (default: OpenAI's, downloaded)")
     data.add_argument("--cache-dir", help="token cache folder (default: ~/.cache/gpt2_scratch/tokens)")
+    data.add_argument("--num-proc", type=int, default=1, help="processes tokenising the corpus (default: 1)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--preset", default="tiny", choices=list(PRESETS), help="model size (default: tiny)")
@@ -59,6 +56,7 @@ def run(args) -> int:
     from gpt2_scratch.training import TrainConfig
     from gpt2_scratch.training.pretrain import pretrain
 
+    from .prepare_data import load_source
     from .settings import settings_values
 
     config = TrainConfig(**settings_values(args, TrainConfig), progress_bar=not args.no_progress)
@@ -77,9 +75,10 @@ def run(args) -> int:
         from gpt2_scratch.tokenization import gpt2_tokenizer
 
         tokenizer = gpt2_tokenizer(args.tokenizer)
-    result = pretrain(config, data=load_data(args), preset=args.preset, model_overrides=overrides,
+    result = pretrain(config, data=load_source(args.data, args), preset=args.preset, model_overrides=overrides,
                       max_length=args.max_length, stride=args.stride, train_ratio=args.train_ratio,
-                      tokenizer=tokenizer, text_column=args.text_column, cache_dir=args.cache_dir)
+                      tokenizer=tokenizer, text_column=args.text_column, cache_dir=args.cache_dir,
+                      num_proc=args.num_proc)
     if "plots" in result:  # only the main process reports
         summary = {k: v for k, v in result.items() if k not in ("sample", "plots")}
         print(json.dumps(summary, indent=2))
@@ -88,13 +87,3 @@ def run(args) -> int:
         print("plots: " + ", ".join(result["plots"].values()))
         print(f'continue a prompt: gpt2-scratch generate {result["checkpoint"]} "{config.sample_prompt}"')
     return 0
-
-
-def load_data(args):
-    if args.dataset and args.data:
-        raise ValueError("pass either --data files or --dataset, not both.")
-    if not args.dataset:
-        return args.data
-    import datasets
-
-    return datasets.load_dataset(args.dataset, args.dataset_config, split=args.split, streaming=args.streaming)

@@ -21,7 +21,9 @@ class EpochShuffleSampler(Sampler[int]):
         if not self.shuffle:
             return iter(range(self.size))
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator)
+        # Handed out in slices: a web corpus has tens of millions of windows, too many to hold as Python ints.
+        return (index for start in range(0, self.size, 1 << 16) for index in order[start : start + (1 << 16)].tolist())
 
     def __len__(self) -> int:
         return self.size

@@ -38,7 +38,7 @@ from ..staging import staged_folder
 from ..tokenization import load_tokenizer
 from ..training import TrainConfig, make_loader, train
 from ..training.config import setting
-from ..training.loop import make_accelerator
+from ..training.loop import launch_facts, make_accelerator
 from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
 from .generation import generate_responses, save_responses, with_responses
@@ -164,7 +164,8 @@ def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
             judged = judge_responses(records, ChatCompletionsJudge(config.judge_url, config.judge_model), template)
             judged.save(out_dir / JUDGE_FILE)
             metrics["judge_score"] = judged.average
-        save_final_model(final, tokenizer, out_dir, config, train_config, metrics, provenance)
+        save_final_model(final, tokenizer, out_dir, config, train_config, metrics, provenance,
+                         launch_facts(accelerator))
         if config.lora:
             save_adapter(checkpoint, config, tokenizer, out_dir)
     accelerator.end_training()  # waits for every process, then closes the process group
@@ -268,11 +269,11 @@ def instruction_provenance(config: InstructConfig) -> Provenance:
 
 
 def save_final_model(model, tokenizer, out_dir: Path, config: InstructConfig, train_config: TrainConfig,
-                     metrics: dict, provenance: Provenance) -> None:
+                     metrics: dict, provenance: Provenance, launch: dict) -> None:
     """out_dir/model: a plain checkpoint with the records a model card is built from (built under a temporary
-    name and renamed into place, replacing an earlier one)."""
+    name and renamed into place, replacing an earlier one); `launch`: how many processes of which kind trained it."""
     training_args = {**{k: v for k, v in train_config.to_dict().items() if k != "extra"}, **asdict(config),
-                     **{f"num_{split}": n for split, n in train_config.extra["data"].items()}}
+                     **{f"num_{split}": n for split, n in train_config.extra["data"].items()}, **launch}
     with staged_folder(out_dir / FINAL_MODEL_DIR, replace=True) as target:
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)

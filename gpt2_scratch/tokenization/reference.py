@@ -2,7 +2,7 @@
 
 `tiktoken.get_encoding("gpt2")` downloads its files; this builds the same Encoding from GPT-2's encoder.json
 and vocab.bpe on disk, the pinned sha256 checked, with tiktoken's own pattern and loader. Tests and the
-throughput benchmark compare our tokenizers with it. tiktoken is a development dependency.
+throughput benchmark compare our tokenizers with it.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..progress import progress_bar
 from .bpe import ENDOFTEXT, BPETokenizer, merge_pair, special_token_pattern
 from .byte_level import BYTE_TO_UNICODE, pretokenize, to_symbols
+from .text_files import read_pieces
 
 Pair = tuple[str, str]
 
@@ -112,8 +113,6 @@ def _read_corpus(texts_or_files: str | os.PathLike | Iterable[str | os.PathLike]
             path = Path(item)
             if not path.is_file():
                 raise FileNotFoundError(f"training file {path} does not exist.")
-            from ..data.corpus import read_pieces  # here: gpt2_scratch.data imports torch and the training loop
-
             yield from read_pieces(path)
         else:
             raise TypeError(f"training input must be str texts or pathlib.Path files, got {type(item).__name__}.")

@@ -92,10 +92,10 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, progress: Progress
             staging, state_dict=state_dict, is_main_process=accelerator.is_main_process,
             save_function=accelerator.save,
         )
-        sharded = accelerator.distributed_type.name == "FSDP"
-        if accelerator.is_main_process or sharded:
-            suffix = f"_{accelerator.process_index}" if sharded else ""
-            torch.save(optimizer.state_dict(), staging / f"optimizer{suffix}.pt")
+        if is_sharded(accelerator):  # each process its own shard of the moments
+            torch.save(local_shards(optimizer.state_dict()), staging / f"optimizer_{accelerator.process_index}.pt")
+        elif accelerator.is_main_process:
+            torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(rng_state, staging / f"rng_state_{accelerator.process_index}.pt")
         if accelerator.is_main_process:
             tokenizer.save_pretrained(staging)
@@ -149,7 +149,14 @@ def load_training_state(checkpoint: Path, accelerator, model, optimizer) -> tupl
     process) changes nothing."""
     weights, saved_optimizer, progress, rng = read_training_state(checkpoint, accelerator)
     unwrapped = accelerator.unwrap_model(model)
-    missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
+    if is_sharded(accelerator):  # every process holds the whole file; each keeps its shard of it
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, strict=False)
+        missing, unexpected = set_model_state_dict(model, weights, options=options)
+        saved_optimizer = as_shards_of(saved_optimizer, optimizer)
+    else:
+        missing, unexpected = unwrapped.load_state_dict(weights, strict=False)
     tied = set(getattr(unwrapped, "_tied_weights_keys", None) or ())
     if unexpected or set(missing) - tied:  # a tied lm_head is not stored; anything else missing is an error
         raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
@@ -169,8 +176,8 @@ def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, Prog
             f"{rng_file} is missing: the checkpoint was written by fewer processes than now run. Resume with the "
             "same number of processes to continue exactly."
         )
-    sharded = accelerator.distributed_type.name == "FSDP"
-    optimizer_file = checkpoint / (f"optimizer_{accelerator.process_index}.pt" if sharded else "optimizer.pt")
+    optimizer_name = f"optimizer_{accelerator.process_index}.pt" if is_sharded(accelerator) else "optimizer.pt"
+    optimizer_file = checkpoint / optimizer_name
     problem = None
     try:
         weights_file = SafetensorsFile(existing(checkpoint / "model.safetensors"))
@@ -184,6 +191,45 @@ def read_training_state(checkpoint: Path, accelerator) -> tuple[dict, dict, Prog
     if problems:
         raise UnreadableCheckpointError(problems[0])
     return weights, optimizer_state, progress, rng
+
+
+def is_sharded(accelerator) -> bool:
+    return accelerator.distributed_type.name == "FSDP"
+
+
+def local_shards(optimizer_state: dict) -> dict:
+    """An FSDP optimizer's state with each DTensor replaced by this process's part of it, a plain tensor that loads
+    with weights_only=True; "placements" records how each was laid out (a shard's dimension, or -1: replicated)."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    state, placements = {}, {}
+    for index, values in optimizer_state["state"].items():
+        state[index] = {key: value.to_local() if isinstance(value, DTensor) else value for key, value in values.items()}
+        placements[index] = {key: [p.dim if isinstance(p, Shard) else -1 for p in value.placements]
+                             for key, value in values.items() if isinstance(value, DTensor)}
+    return {**optimizer_state, "state": state, "placements": placements}
+
+
+def as_shards_of(optimizer_state: dict, optimizer) -> dict:
+    """`local_shards`'s output made DTensors again, on the device mesh of `optimizer`'s parameters."""
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+
+    parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+
+    def distributed(value, parameter, layout):
+        placements = [Shard(dim) if dim >= 0 else Replicate() for dim in layout]
+        if not any(dim >= 0 for dim in layout):
+            return DTensor.from_local(value, parameter.device_mesh, placements)
+        # A moment sharded as its parameter: the global shape is the parameter's (shards may be uneven).
+        return DTensor.from_local(value, parameter.device_mesh, placements, shape=parameter.size(),
+                                  stride=parameter.stride())
+
+    state = {}
+    for index, values in optimizer_state["state"].items():
+        layouts = optimizer_state["placements"].get(index, {})
+        state[index] = {key: distributed(value, parameters[index], layouts[key]) if key in layouts else value
+                        for key, value in values.items()}
+    return {key: value for key, value in optimizer_state.items() if key != "placements"} | {"state": state}
 
 
 def existing(path: Path) -> Path:

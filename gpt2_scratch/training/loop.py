@@ -55,11 +55,74 @@ class NonFiniteLossError(RuntimeError):
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """The Accelerator of a run. Processes started by torchrun on a machine without a GPU are told to use the
-    CPU, which makes Accelerate join them over gloo (`accelerate launch --multi_cpu` says so by itself)."""
+    """The Accelerator of a run. Processes started by torchrun or `accelerate launch --multi_gpu` on a machine
+    without a GPU are told to use the CPU, which makes Accelerate join them over gloo. FSDP asked for by the launch
+    (`--use_fsdp`, examples/accelerate/fsdp.yaml) is honoured on CPU processes too: Accelerate sets it up only
+    for GPUs, while torch's FSDP2 (`fully_shard`) runs over gloo as well, which is how the tests check it."""
     cpu_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-    return Accelerator(mixed_precision=config.mixed_precision, log_with=config.report_to, project_dir=config.out_dir,
-                       cpu=cpu_processes)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=config.report_to,
+                              project_dir=config.out_dir, cpu=cpu_processes)
+    if cpu_processes and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true"):
+        shard_on_cpu(accelerator)
+    return accelerator
+
+
+def shard_on_cpu(accelerator: Accelerator) -> None:
+    """Turn the CPU processes' data parallelism into FSDP2, configured from the launch's FSDP_* variables as
+    Accelerate configures it on GPUs."""
+    from accelerate import FullyShardedDataParallelPlugin
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=int(os.environ.get("FSDP_VERSION", "2")))
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    # Both shared states, as Accelerate's own set-up does: a state made later copies the partial one.
+    accelerator.state.distributed_type = PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+
+
+def launch_facts(accelerator: Accelerator) -> dict:
+    """What this run runs on, as training_args.json records it and the run prints at its start."""
+    return {"num_processes": accelerator.num_processes, "distributed_type": accelerator.distributed_type.value,
+            "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device),
+            "asked_processes": asked_processes()}
+
+
+def asked_processes() -> int | None:
+    """The process count `accelerate launch` was given, when it started this process (else None). Its plain
+    launcher starts one process whatever `--num_processes` says, and tells the process nothing: its command line,
+    this process's parent, is where the count is."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+            argv = [word.decode(errors="replace") for word in cmdline.read().split(b"\0") if word]
+    except OSError:
+        return None
+    # `accelerate launch ARGS` or `python -m accelerate.commands.launch ARGS`: where ARGS start.
+    starts = [i + 2 for i, word in enumerate(argv[:-1]) if Path(word).name == "accelerate" and argv[i + 1] == "launch"]
+    starts += [i + 1 for i, word in enumerate(argv) if word == "accelerate.commands.launch"]
+    if not starts:
+        return None
+    from accelerate.commands.launch import launch_command_parser
+
+    try:
+        args, _ = launch_command_parser().parse_known_args(argv[starts[0] :])
+    except SystemExit:
+        return None
+    return args.num_processes
+
+
+def announce_launch(facts: dict) -> None:
+    """Print what the run runs on (with the run's other reports, on stdout), and warn (on stderr) when a launch
+    asked for more processes than run."""
+    tqdm.write(f"training on {facts['num_processes']} process(es), distributed type {facts['distributed_type']}, "
+               f"mixed precision {facts['mixed_precision']}, device {facts['device']}")
+    asked = facts["asked_processes"]
+    if asked and asked != facts["num_processes"]:
+        print(f"warning: accelerate launch was asked for {asked} processes, but this run has {facts['num_processes']}: "
+              f"without --multi_gpu (or a config file from `accelerate config`) it starts one. On GPUs or on the "
+              f"CPU alike, use `accelerate launch --multi_gpu --num_processes {asked} ...` or "
+              f"`--config_file examples/accelerate/ddp.yaml` (docs/pretraining.md).", file=sys.stderr)
 
 
 def train(model, tokenizer, train_loader, val_loader, config: TrainConfig, accelerator: Accelerator | None = None,
@@ -120,12 +183,14 @@ class PretrainLoop:
         sequence_length = next(iter(val_loader))["input_ids"].shape[-1] if len(val_loader) else unwrapped.config.n_positions
         self.flops_per_token = flops_per_token(unwrapped.config, sequence_length)
         self.peak_flops = config.peak_flops or device_peak_flops(accelerator.device)
+        self.launch = launch_facts(accelerator)
 
     # ---- the run ----
 
     def run(self) -> dict:
         if self.accelerator.is_main_process:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            announce_launch(self.launch)
         self.resume_if_asked()
         # The schedule is a function of the settings and the step, so a resumed run follows its own settings. It is
         # stepped here once per optimizer step (Accelerate's wrapper would step it once per process).
@@ -289,8 +354,7 @@ class PretrainLoop:
     def training_args(self) -> dict:
         """The settings of the run as training_args.json records them."""
         training_args = self.config.to_dict()
-        training_args["extra"] = {**training_args["extra"], "num_processes": self.accelerator.num_processes,
-                                  "total_steps": self.total_steps}
+        training_args["extra"] = {**training_args["extra"], **self.launch, "total_steps": self.total_steps}
         return training_args
 
     def save(self):

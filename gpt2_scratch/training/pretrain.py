@@ -22,10 +22,11 @@ DEFAULT_RUN_FOLDER = "runs/pretrain"  # TrainConfig.out_dir of `gpt2-scratch pre
 def pretrain(config: TrainConfig, data=None, preset: str = "tiny", model_overrides: dict | None = None,
              max_length: int | None = None, stride: int | None = None, train_ratio: float = 0.9, tokenizer=None,
              text_column: str = "text", cache_dir: str | os.PathLike | None = None,
-             accelerator: Accelerator | None = None) -> dict:
+             num_proc: int = 1, accelerator: Accelerator | None = None) -> dict:
     """Pretrain a ScratchGPT2 of size `preset` (with `model_overrides` such as n_layer or n_positions) on `data`
     (paths or a `datasets` dataset; default: the-verdict, fetched and sha256-checked) and return the final
-    metrics, the checkpoint and the plots. Windows are `max_length` tokens (default: the model's context)."""
+    metrics, the checkpoint and the plots. Windows are `max_length` tokens (default: the model's context). The
+    corpus is prepared into token shards in the cache first (`tokenize_corpus`, on `num_proc` processes)."""
     accelerator = accelerator or make_accelerator(config)
     if tokenizer is None:
         from ..tokenization import gpt2_tokenizer
@@ -33,7 +34,8 @@ def pretrain(config: TrainConfig, data=None, preset: str = "tiny", model_overrid
         tokenizer = gpt2_tokenizer()
     source = data if data is not None else fetch(DEFAULT_CORPUS)
     with accelerator.main_process_first():  # one process tokenises; the others then read its cache
-        tokens = tokenize_corpus(source, tokenizer, cache_dir, text_column, show_progress=accelerator.is_main_process)
+        tokens = tokenize_corpus(source, tokenizer, cache_dir, text_column, num_proc=num_proc,
+                                 show_progress=accelerator.is_main_process)
 
     overrides = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.eos_token_id,
                  "eos_token_id": tokenizer.eos_token_id, **(model_overrides or {})}
@@ -60,6 +62,8 @@ def pretrain(config: TrainConfig, data=None, preset: str = "tiny", model_overrid
     result = train(model, tokenizer, train_loader, val_loader, config, accelerator)
     if accelerator.is_main_process:
         out_dir = Path(config.out_dir)
+        if accelerator.distributed_type.name == "FSDP":  # its weights are sharded: plot with the gathered checkpoint's
+            model = ScratchGPT2ForCausalLM.from_pretrained(result["checkpoint"])
         result["plots"] = {
             "loss": str(out_dir / "loss.png"),
             "temperature": str(plot_temperature(model, tokenizer, config.sample_prompt, out_dir / "temperature.png")),
