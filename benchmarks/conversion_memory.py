@@ -1,8 +1,10 @@
 """Peak memory and time of converting an XL-sized (1.56B parameters, ~6.2 GB float32) transformers checkpoint.
 
 The source checkpoint is random and written tensor by tensor (never whole in memory) as transformers' sharded
-safetensors. The conversion runs in a child process, so its peak RSS (getrusage of the child) is its own.
-For comparison the child also reports its resident memory once the package (torch, transformers) is imported.
+safetensors. The conversion runs in a child process, whose anonymous memory (RssAnon in /proc/PID/status) this
+process samples every 2 ms, keeping the peak; the child reports its RssAnon once the package (torch,
+transformers) is imported, and its VmHWM at the end for contrast (VmHWM also counts the clean pages of the
+memory-mapped source files, which the kernel drops when it needs the room).
 
     python benchmarks/conversion_memory.py [--preset xl] [--to scratch] [--workdir DIR]
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,19 +23,25 @@ from pathlib import Path
 
 import torch
 
-from gpt2_scratch.conversion.engine import export_plan
-from gpt2_scratch.conversion.hparams import DEFAULT_HPARAMS, gpt2_config
-from gpt2_scratch.conversion.layouts import LAYOUTS
-from gpt2_scratch.conversion.containers.safetensors_stream import write_sharded
-from gpt2_scratch.modeling import PRESETS
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.harness import PeakAnonMemory  # noqa: E402
+from gpt2_scratch.conversion.engine import export_plan  # noqa: E402
+from gpt2_scratch.conversion.hparams import DEFAULT_HPARAMS, gpt2_config  # noqa: E402
+from gpt2_scratch.conversion.layouts import LAYOUTS  # noqa: E402
+from gpt2_scratch.conversion.containers.safetensors_stream import write_sharded  # noqa: E402
+from gpt2_scratch.modeling import PRESETS  # noqa: E402
 
 CHILD = """
-import re, sys, time
+import sys, time
+sys.path.insert(0, sys.argv[4])
+from benchmarks.harness import status_bytes
 from gpt2_scratch.conversion import convert
-resident_after_imports = int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+print(status_bytes("RssAnon"), flush=True)
 start = time.perf_counter()
 convert(sys.argv[1], sys.argv[2], to_layout=sys.argv[3])
-print(resident_after_imports, time.perf_counter() - start)
+print(time.perf_counter() - start, status_bytes("VmHWM"))
 """
 
 
@@ -76,11 +83,14 @@ def main():
             f"in {time.perf_counter() - start:.0f} s"
         )
 
-        child = subprocess.run(
-            [sys.executable, "-c", CHILD, str(source), str(target), args.to], capture_output=True, text=True, check=True
-        )
-        baseline_kb, seconds = child.stdout.split()[-2:]
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        command = [sys.executable, "-c", CHILD, str(source), str(target), args.to, str(REPO_ROOT)]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        with PeakAnonMemory(child.pid) as anon:
+            output, _ = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"the conversion failed (exit status {child.returncode}); its error is printed above")
+        baseline, seconds, vmhwm = output.split()[-3:]
+        baseline, peak = int(baseline), anon.peak
         written = sum(p.stat().st_size for p in target.glob("*.safetensors"))
         spot_check(source, target, hparams["n_layer"] - 1)
         result = {
@@ -88,9 +98,10 @@ def main():
             "checkpoint_gb": round(size / 1e9, 2),
             "converted_gb": round(written / 1e9, 2),
             "seconds": round(float(seconds), 1),
-            "peak_rss_gb": round(peak / 1e9, 2),
-            "rss_after_imports_gb": round(int(baseline_kb) * 1024 / 1e9, 2),
-            "peak_rss_over_checkpoint_size": round(peak / size, 3),
+            "peak_anon_gb": round(peak / 1e9, 2),
+            "anon_after_imports_gb": round(baseline / 1e9, 2),
+            "peak_anon_above_imports_over_checkpoint_size": round((peak - baseline) / size, 3),
+            "vmhwm_gb": round(int(vmhwm) / 1e9, 2),
         }
         print(json.dumps(result, indent=2))
 

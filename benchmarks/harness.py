@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,6 +148,47 @@ def machine_description(device: str) -> dict:
     if device.startswith("cuda"):
         description["gpu"] = torch.cuda.get_device_name(device)
     return description
+
+
+def status_bytes(field: str, pid: int | str = "self") -> int:
+    """One memory field of /proc/PID/status (RssAnon, VmHWM, ...), in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise RuntimeError(f"no {field} in /proc/{pid}/status: memory is measured on Linux only")
+
+
+class PeakAnonMemory:
+    """The peak anonymous resident memory (RssAnon) of a process while the `with` block runs, sampled every
+    `interval` seconds by a thread; `pid` is "self" or a child's id. Anonymous memory is what a process holds:
+    VmHWM also counts the clean pages of memory-mapped files (a safetensors checkpoint read through a map), which
+    the kernel drops whenever it needs the room, so it overstates what loading a checkpoint costs."""
+
+    def __init__(self, pid: int | str = "self", interval: float = 0.002):
+        self.pid, self.interval = pid, interval
+        self.peak = self.baseline = status_bytes("RssAnon", pid)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._done.wait(self.interval):
+            try:
+                self.peak = max(self.peak, status_bytes("RssAnon", self.pid))
+            except (OSError, RuntimeError):  # the child has exited (its status is gone or has no memory left)
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._done.set()
+        self._thread.join()
+        try:
+            self.peak = max(self.peak, status_bytes("RssAnon", self.pid))
+        except (OSError, RuntimeError):
+            pass
 
 
 @dataclass

@@ -1,12 +1,13 @@
-"""Peak resident memory (RSS) of one action, measured in a fresh process so that nothing else is counted.
+"""Peak anonymous memory (RssAnon) of one action, measured in a fresh process so that nothing else is counted.
 
-    python benchmarks/memory_probe.py load --impl ours|ours-low-memory|ours-converted|reference --checkpoint DIR [--dtype bfloat16]
+    python benchmarks/memory_probe.py load --impl ours|ours-converted|reference --checkpoint DIR [--dtype bfloat16]
     python benchmarks/memory_probe.py train --impl ours|reference --size small --batch 4 --seq 256
-    python benchmarks/memory_probe.py convert --checkpoint DIR --output DIR --layout transformers
+    python benchmarks/memory_probe.py convert --impl ours|plain --checkpoint DIR --output DIR --layout transformers
 
-Prints one JSON line: the peak RSS of the process, and its RSS after the imports (the baseline every action
-pays: Python, torch, transformers), both in bytes. Loading ends with a forward pass over a few tokens, so
-that weights mapped from the file but not yet read count too.
+Prints one JSON line, in bytes: the peak RssAnon while the action ran (sampled every 2 ms by a thread) and the
+RssAnon after the imports (the baseline every action pays: Python, torch, transformers); and, for contrast,
+the process's VmHWM, which also counts the clean file pages of memory-mapped checkpoints. Loading ends with a
+forward pass over a few tokens, so that weights mapped from the file but not yet read count too.
 """
 
 from __future__ import annotations
@@ -20,17 +21,8 @@ import torch
 import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.harness import PeakAnonMemory, status_bytes  # noqa: E402
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM  # noqa: E402
-
-
-def peak_rss_bytes() -> int:
-    """The high-water mark of this process's resident memory (VmHWM). Not getrusage's ru_maxrss: Linux carries
-    that over from the parent across fork and exec, so a child's peak below its parent's size would not show."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024  # reported in kB
-    raise RuntimeError("no VmHWM in /proc/self/status: peak RSS is measured on Linux only")
 
 
 def touch_every_weight(model):
@@ -40,14 +32,9 @@ def touch_every_weight(model):
 
 
 def load(impl: str, checkpoint: str, dtype: torch.dtype):
-    """ours: from_pretrained, as transformers loads any model; ours-low-memory: gpt2_scratch.speed.load_low_memory,
-    which reads one tensor at a time with positioned reads (no memory map) and casts it before the next;
-    ours-converted: gpt2_scratch.conversion.load_model of a checkpoint in another layout (transformers')."""
-    if impl == "ours-low-memory":
-        from gpt2_scratch.speed import load_low_memory
-
-        model = load_low_memory(checkpoint, dtype=dtype)
-    elif impl == "ours-converted":
+    """ours: from_pretrained, as transformers loads any model; ours-converted: gpt2_scratch.conversion.load_model
+    of a checkpoint in another layout (transformers'); reference: transformers' GPT2LMHeadModel.from_pretrained."""
+    if impl == "ours-converted":
         from gpt2_scratch.conversion import load_model
 
         model = load_model(checkpoint, dtype=dtype)
@@ -74,16 +61,26 @@ def train(impl: str, size: str, batch: int, seq: int):
     optimizer.step()
 
 
-def convert(checkpoint: str, output: str, layout: str):
-    from gpt2_scratch.conversion import convert
+def convert(impl: str, checkpoint: str, output: str, layout: str):
+    """ours: gpt2_scratch.conversion.convert, which streams one tensor at a time from file to file; plain: the
+    maintained libraries' way (our checkpoint to transformers' only): from_pretrained, to_transformers_gpt2,
+    save_pretrained."""
+    from gpt2_scratch.conversion import convert, to_transformers_gpt2
 
-    convert(checkpoint, output, to_layout=layout)
+    if impl == "ours":
+        convert(checkpoint, output, to_layout=layout)
+    elif impl == "plain" and layout == "transformers":
+        to_transformers_gpt2(ScratchGPT2ForCausalLM.from_pretrained(checkpoint)).save_pretrained(output)
+    else:
+        raise SystemExit(f"convert --impl {impl} --layout {layout} is not measured")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["load", "train", "convert"])
-    parser.add_argument("--impl", choices=["ours", "ours-low-memory", "ours-converted", "reference"], default="ours")
+    parser.add_argument(
+        "--impl", choices=["ours", "ours-converted", "reference", "plain"], default="ours"
+    )
     parser.add_argument("--checkpoint")
     parser.add_argument("--output", help="convert: the folder to write")
     parser.add_argument("--layout", default="transformers", help="convert: the layout to write")
@@ -93,14 +90,15 @@ def main():
     parser.add_argument("--seq", type=int, default=256)
     args = parser.parse_args()
 
-    baseline = peak_rss_bytes()
-    if args.action == "load":
-        load(args.impl, args.checkpoint, getattr(torch, args.dtype))
-    elif args.action == "train":
-        train(args.impl, args.size, args.batch, args.seq)
-    else:
-        convert(args.checkpoint, args.output, args.layout)
-    print(json.dumps({"peak_rss_bytes": peak_rss_bytes(), "baseline_rss_bytes": baseline}))
+    with PeakAnonMemory() as anon:
+        if args.action == "load":
+            load(args.impl, args.checkpoint, getattr(torch, args.dtype))
+        elif args.action == "train":
+            train(args.impl, args.size, args.batch, args.seq)
+        else:
+            convert(args.impl, args.checkpoint, args.output, args.layout)
+    print(json.dumps({"peak_anon_bytes": anon.peak, "baseline_anon_bytes": anon.baseline,
+                      "vmhwm_bytes": status_bytes("VmHWM")}))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ the ratio ours / reference of the medians plus both absolute figures as median (
             bfloat16, float16, int8), each also against our float32; when llama-cpp-python is installed, llama.cpp
             on the same weights exported to GGUF F32, F16 and Q8_0, against our float32 and the matching precision;
 - mfu:      achieved FLOP/s of the forward pass and training step against a measured matmul ceiling;
-- memory:   peak RSS of loading a checkpoint, of one training step and of converting a checkpoint, each measured
-            in a fresh process (benchmarks/memory_probe.py).
+- memory:   peak anonymous memory (RssAnon, sampled) of loading a checkpoint, of one training step and of
+            converting a checkpoint, each measured in a fresh process (benchmarks/memory_probe.py), with VmHWM
+            beside it for contrast.
 
 The table is printed (markdown) and everything is written as JSON to --output.
 """
@@ -382,8 +383,10 @@ def probe(*arguments: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def gigabytes(measurement: dict) -> tuple[float, float]:
-    return measurement["peak_rss_bytes"] / 1e9, (measurement["peak_rss_bytes"] - measurement["baseline_rss_bytes"]) / 1e9
+def gigabytes(measurement: dict) -> tuple[float, float, float]:
+    """(peak RssAnon, the part of it above the imports' baseline, VmHWM) in GB."""
+    peak, baseline = measurement["peak_anon_bytes"], measurement["baseline_anon_bytes"]
+    return peak / 1e9, (peak - baseline) / 1e9, measurement["vmhwm_bytes"] / 1e9
 
 
 def write_random_checkpoint(size: str, folder: Path) -> float:
@@ -414,17 +417,20 @@ def fits_training(size: str, models: int = 1) -> bool:
 
 def bench_memory(report: Report, size: str, plan: Plan):
     with tempfile.TemporaryDirectory(prefix="gpt2-scratch-bench-") as folder:
-        ours_dir, reference_dir = Path(folder) / "ours", Path(folder) / "reference"
+        ours_dir, reference_dir, plain_dir = (Path(folder) / name for name in ("ours", "reference", "plain"))
         weights_gb = write_random_checkpoint(size, ours_dir)
         note = f"weights {weights_gb:.2f} GB in fp32"
 
-        converted = probe("convert", "--checkpoint", str(ours_dir), "--output", str(reference_dir), "--layout", "transformers")
-        add_memory_rows(report, size, "convert ours -> transformers checkpoint", [gigabytes(converted)], note)
+        converted = [
+            gigabytes(probe("convert", "--impl", impl, "--checkpoint", str(ours_dir), "--output", str(output)))
+            for impl, output in (("ours", reference_dir), ("plain", plain_dir))
+        ]
+        case = "convert ours -> transformers checkpoint, reference: from_pretrained + save_pretrained"
+        add_memory_rows(report, size, case, converted, note)
         for dtype in ("float32", "bfloat16"):
             reference = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(reference_dir), "--impl", "reference"))
-            for impl, how in (("ours", "from_pretrained"), ("ours-low-memory", "speed.load_low_memory")):
-                ours = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(ours_dir), "--impl", impl))
-                add_memory_rows(report, size, f"load fp32 checkpoint as {dtype}, ours by {how}", [ours, reference], note)
+            ours = gigabytes(probe("load", "--dtype", dtype, "--checkpoint", str(ours_dir), "--impl", "ours"))
+            add_memory_rows(report, size, f"load fp32 checkpoint as {dtype}, from_pretrained", [ours, reference], note)
             converted = gigabytes(
                 probe("load", "--dtype", dtype, "--checkpoint", str(reference_dir), "--impl", "ours-converted")
             )
@@ -441,10 +447,11 @@ def bench_memory(report: Report, size: str, plan: Plan):
         add_memory_rows(report, size, f"train step b{batch}x{seq} fp32 AdamW", pairs, note)
 
 
-def add_memory_rows(report: Report, size: str, case: str, pairs: list[tuple[float, float]], note: str):
-    """Peak RSS, and the part of it above the imports' baseline; pairs holds ours and, if any, the reference's."""
+def add_memory_rows(report: Report, size: str, case: str, pairs: list[tuple[float, float, float]], note: str):
+    """Peak RssAnon, the part of it above the imports' baseline, and VmHWM (which also counts clean pages of mapped
+    files, for contrast); pairs holds ours and, if any, the reference's."""
     reference = pairs[1] if len(pairs) > 1 else None
-    for index, what in ((0, "peak RSS"), (1, "above imports")):
+    for index, what in ((0, "peak RssAnon"), (1, "RssAnon above imports"), (2, "VmHWM, counts mapped files")):
         report.add(
             Row(
                 "memory", size, f"{case}: {what}", "GB",

@@ -12,7 +12,6 @@ from gpt2_scratch.conversion.pretrained import CheckpointMismatchError
 from gpt2_scratch.evaluation import TransformersJudge
 from gpt2_scratch.hub_cards.publish import stage
 from gpt2_scratch.modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
-from gpt2_scratch.speed import load_low_memory
 from gpt2_scratch.training.generate import generate_text
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=50257)
@@ -119,15 +118,6 @@ def test_a_local_judge_refuses_a_checkpoint_missing_a_tensor(causal_lm, tokenize
     with pytest.raises(CheckpointMismatchError) as raised:
         TransformersJudge.from_pretrained(str(damage(folder, "missing")))
     assert_lists_the_damage(str(raised.value), "missing")
-
-
-@pytest.mark.parametrize("how", DAMAGES)
-def test_low_memory_loading_refuses_a_checkpoint_that_does_not_fit(causal_lm, tokenizer, tmp_path, how):
-    folder = save(causal_lm, tmp_path / "lm", tokenizer)
-    assert torch.equal(load_low_memory(folder).transformer.wpe.weight, causal_lm.transformer.wpe.weight)
-    with pytest.raises(CheckpointMismatchError) as raised:
-        load_low_memory(damage(folder, how))
-    assert_lists_the_damage(str(raised.value), how)
 
 
 @pytest.mark.parametrize("how", DAMAGES)

@@ -25,7 +25,7 @@ from gpt2_scratch.generation import (
 )
 from gpt2_scratch.modeling.configuration_scratch_gpt2 import auto_map
 from gpt2_scratch.precision import InputMajorLinear, decoding_model
-from gpt2_scratch.speed import load_low_memory, pad_vocabulary
+from gpt2_scratch.speed import pad_vocabulary
 from gpt2_scratch.training.optim import decay_groups
 
 pytestmark = pytest.mark.core
@@ -316,23 +316,3 @@ def test_fused_adamw_step_equals_the_plain_one(pair):
         # amplifies rounding differences between the two kernels to a few 1e-6 (seen on transformers 5.13's weights).
         torch.testing.assert_close(results[1][name], tensor, atol=1e-5, rtol=1e-5, msg=lambda text: f"{name}: {text}")
     assert not torch.equal(results[0]["transformer.h.0.mlp.c_fc.weight"], ours.state_dict()["transformer.h.0.mlp.c_fc.weight"])
-
-
-# --- low-memory loading --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
-def test_low_memory_loading_equals_from_pretrained(pair, tmp_path, dtype):
-    reference, ours = pair
-    ours.save_pretrained(tmp_path / "ours", max_shard_size="2MB")  # several shards, as large checkpoints come
-    loaded = load_low_memory(tmp_path / "ours", dtype=dtype)
-    expected = AutoModelForCausalLM.from_pretrained(tmp_path / "ours", dtype=dtype or torch.float32)
-    assert type(loaded) is type(ours) and loaded.lm_head.weight is loaded.transformer.wte.weight
-    for name, tensor in expected.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], tensor), name
-
-    reference.save_pretrained(tmp_path / "reference")
-    with pytest.raises(ValueError, match="'gpt2' model .* convert other layouts first"):
-        load_low_memory(tmp_path / "reference")
-    with pytest.raises(FileNotFoundError, match="needs config.json and .safetensors"):
-        load_low_memory(tmp_path / "nowhere")

@@ -1,8 +1,8 @@
-"""Our streaming safetensors reader against the safetensors library: it refuses every file the library refuses
-(headers that lie about where a tensor's bytes are), and reads every file the library reads, to the same tensors."""
+"""Our safetensors reader (safetensors' safe_open behind one clear error line) against headers that lie about where
+a tensor's bytes are: every one is refused, with one line naming the file, and honest files read to the library's
+tensors."""
 
 import json
-import random
 import struct
 
 import pytest
@@ -94,7 +94,7 @@ def test_a_header_larger_than_safetensors_allows_is_refused_unread(tmp_path):
         handle.write(struct.pack("<Q", 100_000_001) + b"{")
         handle.truncate(8 + 100_000_001 + 8)
     assert library_reads(path) is None
-    with pytest.raises(ValueError, match="100000001-byte header, more than safetensors allows"):
+    with pytest.raises(ValueError, match="header too large"):
         SafetensorsFile(path)
 
 
@@ -110,45 +110,11 @@ def test_honest_files_read_the_same_tensors_as_the_library(tmp_path):
         assert ours[name].dtype == expected[name].dtype and torch.equal(ours[name], expected[name])
 
 
-def random_header(rng: random.Random) -> tuple[dict, int]:
-    """A header of one to three tensors laid out honestly, then (most of the time) bent in one random way."""
-    dtypes = {"F32": 4, "F16": 2, "I64": 8, "U8": 1}
-    header, offset = {}, 0
-    for name in rng.sample("abc", rng.randint(1, 3)):
-        dtype = rng.choice(list(dtypes))
-        shape = [rng.randint(0, 3) for _ in range(rng.randint(0, 2))]
-        size = dtypes[dtype] * (shape[0] if shape else 1) * (shape[1] if len(shape) > 1 else 1)
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    data_bytes = offset
-    entry = header[rng.choice(list(header))]
-    bend = rng.randrange(8)
-    if bend == 1:
-        entry["data_offsets"][rng.randrange(2)] += rng.choice([-9, -4, -1, 1, 2, 8])
-    elif bend == 2 and entry["shape"]:
-        entry["shape"][0] += rng.choice([-1, 1])
-    elif bend == 3:
-        entry["dtype"] = rng.choice(list(dtypes))
-    elif bend == 4:
-        data_bytes += rng.choice([-3, -1, 1, 4])
-    elif bend == 5:
-        entry["data_offsets"].reverse()
-    return header, max(data_bytes, 0)
-
-
-def test_random_headers_are_accepted_and_refused_exactly_as_the_library_does(tmp_path):
-    rng, refused = random.Random(14), 0
-    for i in range(300):
-        header, data_bytes = random_header(rng)
-        path = write_file(tmp_path / f"random-{i}.safetensors", header, data_bytes)
-        expected, ours = library_reads(path), ours_reads(path)
-        assert (ours is None) == (expected is None), (header, data_bytes)
-        if expected is None:
-            refused += 1
-            continue
-        for name in expected:
-            assert ours[name].dtype == expected[name].dtype and torch.equal(ours[name], expected[name])
-    assert 50 < refused < 250  # both kinds of file were tried
+def test_a_dtype_the_library_reads_but_no_layout_takes_is_refused_in_one_line(tmp_path):
+    path = write_file(tmp_path / "fp8.safetensors", {"a": {"dtype": "F8_E4M3", "shape": [8], "data_offsets": [0, 8]}}, 8)
+    assert library_reads(path) is not None
+    with pytest.raises(ValueError, match="tensor 'a' has dtype F8_E4M3, which this reader does not take"):
+        SafetensorsFile(path)
 
 
 def test_convert_refuses_a_checkpoint_whose_header_points_a_tensor_at_the_header(tmp_path, capsys):

@@ -1,8 +1,9 @@
-"""safetensors, streamed both ways: the writer writes the header from the shapes alone, then each tensor's bytes
-as it arrives; the reader reads one tensor's bytes with a plain positioned read. Either holds one tensor in
-memory, not a shard or the model. (Reading through a memory map, as safetensors' safe_open does, leaves the
-pages read resident in the process: converting a 1.4 GB checkpoint that way peaked at 1.9 GB resident,
-against 0.9 GB with positioned reads, and the gap grows with the checkpoint.)
+"""safetensors, streamed both ways. The writer writes the header from the shapes alone, then each tensor's bytes
+as it arrives, so it holds one tensor in memory, not a shard or the model (safetensors' save_file takes them all
+at once). The reader is safetensors' own safe_open: it checks the header as strictly as the format asks (each
+tensor's byte range must match its dtype and shape, and the ranges must tile the data exactly) and hands out
+tensors that are views of a private memory map, so a tensor read costs clean file pages, which the kernel drops
+when it needs the room, and no anonymous memory (docs/performance.md, "Memory").
 
 The format (https://github.com/huggingface/safetensors): 8 bytes little-endian header length, a JSON header
 mapping each name to dtype, shape and [begin, end) byte offsets into the data that follows, then the data.
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from . import TensorSource
 
@@ -32,7 +34,6 @@ DTYPE_NAMES = {
     torch.bool: "BOOL",
 }
 DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
-MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit (MAX_HEADER_SIZE)
 
 
 def element_size(dtype: torch.dtype) -> int:
@@ -103,120 +104,37 @@ def write_sharded(
 
 
 class SafetensorsFile:
-    """One safetensors file: its header is read and checked when opened; tensors are read one at a time."""
+    """One safetensors file: its header is read and checked (by safetensors) when opened; tensors are read one at
+    a time, as views of the file's memory map."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        size = self.path.stat().st_size
-        with open(self.path, "rb") as handle:
-            prefix = handle.read(8)
-            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
-            if not 2 <= length <= size - 8:
-                raise ValueError(f"{path} is not a safetensors file, or is truncated (its header does not fit).")
-            if length > MAX_HEADER_BYTES:
-                raise ValueError(f"{path} claims a {length}-byte header, more than safetensors allows; it is corrupt.")
-            self.metadata, self.entries = parse_header(handle.read(length), path)
-        self.data_start = 8 + length
-        check_byte_ranges(self.entries, size - self.data_start, path)
+        try:
+            self.opened = safe_open(self.path, framework="pt")
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a valid safetensors file ({error}); it is corrupt or truncated.") from None
+        self.entries = {name: self.opened.get_slice(name) for name in self.opened.keys()}
+        for name, entry in self.entries.items():
+            if entry.get_dtype() not in DTYPES_BY_NAME:
+                raise ValueError(
+                    f"{path}: tensor {name!r} has dtype {entry.get_dtype()}, which this reader does not take."
+                )
 
     def names(self) -> list[str]:
         return list(self.entries)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.entries[name]["shape"])
+        return tuple(self.entries[name].get_shape())
 
     def dtype(self, name: str) -> torch.dtype:
-        return DTYPES_BY_NAME[self.entries[name]["dtype"]]
+        return DTYPES_BY_NAME[self.entries[name].get_dtype()]
 
     def read(self, name: str) -> torch.Tensor:
-        entry = self.entries[name]
-        begin, end = entry["data_offsets"]
-        buffer = bytearray(end - begin)
-        with open(self.path, "rb", buffering=0) as handle:
-            handle.seek(self.data_start + begin)
-            if handle.readinto(buffer) != len(buffer):
-                raise ValueError(f"{self.path} is truncated: tensor {name!r} could not be read whole.")
-        dtype = DTYPES_BY_NAME[entry["dtype"]]
-        if not buffer:
-            return torch.empty(entry["shape"], dtype=dtype)
-        return torch.frombuffer(buffer, dtype=dtype).reshape(entry["shape"])
-
-
-# Reading a header: as strict as the safetensors library (safetensors/src/tensor.rs, `read_metadata` and
-# `validate`), because a header that lies makes a reader return other bytes than the tensor's: the header's own, or
-# another tensor's.
-
-
-def parse_header(raw: bytes, path: Path) -> tuple[dict, dict]:
-    """(metadata, tensor entries) from the header's JSON object, each entry checked for its types: a dtype this
-    reader takes, a shape of sizes, two byte offsets."""
-    try:
-        header = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"{path} has a corrupt safetensors header (not UTF-8 JSON).") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{path} has a corrupt safetensors header (not a JSON object).")
-    metadata = header.pop("__metadata__", None)
-    metadata = {} if metadata is None else metadata
-    if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
-        raise ValueError(f"{path} has a corrupt safetensors header (__metadata__ must map names to strings).")
-    for name, entry in header.items():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("dtype"), str)
-            and isinstance(entry.get("shape"), list)
-            and all(is_size(n) for n in entry["shape"])
-            and isinstance(entry.get("data_offsets"), list)
-            and len(entry["data_offsets"]) == 2
-            and all(is_size(n) for n in entry["data_offsets"])
-        ):
-            raise ValueError(
-                f"{path}: the header entry of tensor {name!r} is not a dtype, a shape of sizes and two byte offsets "
-                f"({json.dumps(entry)[:200]}); the file is corrupt."
-            )
-        if entry["dtype"] not in DTYPES_BY_NAME:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, which this reader does not take.")
-    return metadata, header
-
-
-def refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN and Infinity; the format does not
-
-
-def is_size(value) -> bool:
-    """A JSON number the format takes as a size or an offset: an unsigned 64-bit integer (not a float, not a bool)."""
-    return type(value) is int and 0 <= value < 2**64
-
-
-def check_byte_ranges(entries: dict, data_size: int, path: Path) -> None:
-    """The tensors' [begin, end) ranges, in order, must tile the data exactly: no overlap, no gap, nothing after
-    the last one, each as long as its dtype and shape say."""
-    position = 0
-    for name, entry in sorted(entries.items(), key=lambda item: item[1]["data_offsets"]):
-        begin, end = entry["data_offsets"]
-        if begin != position:
-            raise ValueError(
-                f"{path}: tensor {name!r} starts at byte {begin} of the data, where the tensors before it end at "
-                f"byte {position}: the byte ranges {'overlap' if begin < position else 'leave a gap'}; the file is "
-                "corrupt."
-            )
-        if end - begin != element_size(DTYPES_BY_NAME[entry["dtype"]]) * math.prod(entry["shape"]):
-            raise ValueError(
-                f"{path}: tensor {name!r} has a byte range that does not match its shape; the file is corrupt."
-            )
-        if end > data_size:
-            raise ValueError(
-                f"{path} is truncated: tensor {name!r} runs past the end of the file ({data_size} bytes of data)."
-            )
-        position = end
-    if position != data_size:
-        raise ValueError(
-            f"{path} has {data_size - position} bytes after its last tensor, which no tensor covers; it is corrupt."
-        )
+        return self.opened.get_tensor(name)
 
 
 class SafetensorsSource(TensorSource):
-    """One or several (sharded) safetensors files; each read is one tensor's bytes (see safetensors_stream)."""
+    """One or several (sharded) safetensors files; each read is one tensor, a view of its file's memory map."""
 
     def __init__(self, files: list[Path]):
         self.file_of = {}
