@@ -496,7 +496,8 @@ class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
 
         loss = None
         if labels is not None:
-            loss = self.classification_loss(logits, labels.to(logits.device))
+            # transformers' loss for the task (regression, single- or multi-label, by config.problem_type)
+            loss = self.loss_function(logits=logits, labels=labels, pooled_logits=logits, config=self.config)
 
         output = SequenceClassifierOutputWithPast(
             loss=loss,
@@ -524,21 +525,6 @@ class ScratchGPT2ForSequenceClassification(ScratchGPT2PreTrainedModel):
         inputs = (input_ids, attention_mask, *per_position)
         return tuple(None if tensor is None else tensor[:, :limit] for tensor in inputs)
 
-    def classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.config.problem_type is None:
-            if self.num_labels == 1:
-                self.config.problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                self.config.problem_type = "single_label_classification"
-            else:
-                self.config.problem_type = "multi_label_classification"
-        if self.config.problem_type == "regression":
-            if self.num_labels == 1:
-                return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-            return F.mse_loss(logits, labels.to(logits.dtype))
-        if self.config.problem_type == "single_label_classification":
-            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
 __all__ = [
