@@ -104,19 +104,8 @@ def load_base_model(source: str, dropout: float | None) -> ScratchGPT2ForCausalL
     return load_model(source, **overrides).train()
 
 
-def use_cpu_processes_when_launched_without_gpus() -> None:
-    """Under torchrun or `accelerate launch --multi_gpu` on a machine without GPUs, Accelerate only forms a
-    process group (gloo) when told to use the CPU; without this, every process would train alone, each believing
-    it is the main one, and all would write the same files."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "1")
-
-
 def finetune(config: InstructConfig, train_config: TrainConfig) -> dict:
     """Run instruction fine-tuning; return the final metrics (also written to out_dir/model/metrics.json)."""
-    use_cpu_processes_when_launched_without_gpus()
     accelerator = make_accelerator(train_config)
     out_dir = Path(train_config.out_dir)
     template = get_template(config.template)

@@ -30,7 +30,6 @@ from ..generation import TextPieces
 from .scheduler import Scheduler, Sequence
 from .schemas import ChatCompletionRequest, ClassifyRequest, CompletionRequest, SamplingRequest
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions; chat defaults to the rest of the context
 
 
@@ -76,9 +75,20 @@ def load_served_model(checkpoint: str | os.PathLike, *, max_batch_size: int = 16
     architectures = AutoConfig.from_pretrained(folder).architectures or []
     if any(architecture.endswith("ForSequenceClassification") for architecture in architectures):
         model, tokenizer = load_classifier(folder)
-        return ServedModel(name, model.to(torch_dtype(dtype)) if dtype else model, tokenizer)
+        return ServedModel(name, model.to(classifier_dtype(dtype)) if dtype else model, tokenizer)
     model, tokenizer = load_causal_lm(folder, dtype)
     return ServedModel(name, model, tokenizer, Scheduler(model, max_batch_size))
+
+
+def classifier_dtype(name: str) -> torch.dtype:
+    """A classifier is served with its weights cast to a float dtype; int8 decoding is for causal LMs only."""
+    from ..conversion.api import parse_dtype
+
+    dtype = parse_dtype(name)
+    if not dtype.is_floating_point:
+        raise ValueError(f"a classifier is served in float32, bfloat16 or float16, not {name!r}: drop --dtype or pick "
+                         "one of those.")
+    return dtype
 
 
 def load_causal_lm(checkpoint: str | os.PathLike, dtype: str | None = None):
@@ -94,11 +104,6 @@ def load_causal_lm(checkpoint: str | os.PathLike, dtype: str | None = None):
                          f"`gpt2-scratch convert {folder} OUT`.")
     return load_for_decoding(folder, dtype or "float32")
 
-
-def torch_dtype(name: str | None) -> torch.dtype | None:
-    if name is not None and name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}.")
-    return DTYPES.get(name)
 
 
 class ChoiceText:

@@ -15,12 +15,10 @@ from .bpe import ENDOFTEXT
 
 def tiktoken_gpt2(path: str | os.PathLike | None = None):
     """tiktoken's `gpt2` Encoding from a folder holding encoder.json + vocab.bpe (None: fetch them)."""
-    try:
-        import tiktoken
-        from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-        from tiktoken_ext.openai_public import r50k_pat_str
-    except ImportError as error:
-        raise RuntimeError("tiktoken is not installed: pip install 'gpt2-scratch[dev]' (or pip install tiktoken).") from error
+    import tiktoken  # imported when called: importing the package stays light
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import r50k_pat_str
+
     encoder_json, vocab_bpe = RESOURCES["gpt2-encoder.json"], RESOURCES["gpt2-vocab.bpe"]
     mergeable_ranks = data_gym_to_mergeable_bpe_ranks(
         vocab_bpe_file=str(fetch(vocab_bpe.name, path, verify=True)),

@@ -9,19 +9,17 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..conversion.pretrained import load_pretrained
 from ..generation import check_sampling, stream_generate
+from ..hub_cards.records import model_folder
 from ..precision import check_precision, decoding_model
-from .checkpoint import latest_checkpoint
 
 
 def resolve_model_dir(path: str | os.PathLike) -> Path:
-    """A model folder: `path` itself when it holds config.json, else the latest checkpoint of a run folder."""
-    path = Path(path)
-    if (path / "config.json").is_file():
-        return path
-    latest = latest_checkpoint(path)
-    if latest is None:
+    """A model folder: `path` itself when it holds config.json, else a run folder's final model (see
+    hub_cards.records.model_folder: instruct's model/, else the newest checkpoint)."""
+    folder = model_folder(path)
+    if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{path} is neither a model folder (no config.json) nor a run folder with checkpoints.")
-    return latest
+    return folder
 
 
 def load_for_decoding(checkpoint: str | os.PathLike, precision: str = "float32"):
