@@ -13,18 +13,24 @@ generate() all run it through the model's own blocks.
 | float16  | float16, nn.Linear's layout | F.linear (no packed float16 kernel on CPUs without AVX512-FP16) |
 | int8     | int8, one float scale per output row | torch._weight_int8pack_mm with bfloat16 activations |
 
-Everything else (embeddings, LayerNorms, biases, the residual stream) is float32 for float32 and int8, and in the
-model's dtype for the 16-bit precisions. The int8 weights are quantised per output channel, symmetric:
-scale = max|row| / 127 (kept in bfloat16, the kernel's dtype), q = round(w / scale); `Int8Linear.dequantized_weight` gives back scale * q.
+Only the matmul weights change precision. Everything else (embeddings, LayerNorms, attention and its KV cache,
+the residual stream) stays float32 in every precision: each kernel rounds its input to the dtype it computes in
+and hands back float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU
+(65-77 against 13-17 us a layer), which made the all-16-bit model slower by about a millisecond a token; the
+roundings at the kernels' inputs are also all the rounding the activations get. The int8 weights are quantised
+per output channel, symmetric: scale = max|row| / 127 (kept in bfloat16, the kernel's dtype), q = round(w / scale);
+`Int8Linear.dequantized_weight` gives back scale * q.
 """
 
 from __future__ import annotations
 
 import copy
 import mmap
+from functools import partial
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
@@ -63,7 +69,8 @@ class InputMajorLinear(nn.Module):
 
 class PackedBF16Linear(nn.Module):
     """nn.Linear over a bfloat16 weight that oneDNN has reordered once into its blocked layout: at batch 1 its
-    kernel runs 2-15x faster than F.linear over the same weight in nn.Linear's layout."""
+    kernel runs 2-15x faster than F.linear over the same weight in nn.Linear's layout. The input is rounded to
+    bfloat16, the bias added inside the kernel, the output returned in the input's dtype."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
@@ -72,7 +79,21 @@ class PackedBF16Linear(nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        y = torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), self.packed, self.bias, "none", [], "")
+        return y.to(x.dtype)
+
+
+class HalfLinear(nn.Module):
+    """nn.Linear over a 16-bit weight (float16, or bfloat16 where oneDNN has no bfloat16 kernel): the input is
+    rounded to that dtype, the output returned in the input's dtype."""
+
+    def __init__(self, linear: nn.Linear, dtype: torch.dtype):
+        super().__init__()
+        self.register_buffer("weight", linear.weight.detach().to(dtype))
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
 
 
 class Int8Linear(nn.Module):
@@ -95,21 +116,21 @@ class Int8Linear(nn.Module):
         return self.weight_int8.to(torch.float32) * self.scale.to(torch.float32)[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch._weight_int8pack_mm(flat_rows(x).to(torch.bfloat16), self.weight_int8, self.scale).to(x.dtype)
-        y = y.view(*x.shape[:-1], -1)
-        return y if self.bias is None else y + self.bias
+        y = torch._weight_int8pack_mm(flat_rows(x).to(torch.bfloat16), self.weight_int8, self.scale)
+        y = y.to(x.dtype) if self.bias is None else torch.add(self.bias, y)
+        return y.view(*x.shape[:-1], -1)
 
 
 def packed_bf16_available() -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-# precision -> (dtype of the rest of the model, the nn.Linear replacement or None to keep nn.Linear)
+# precision -> the nn.Linear replacement
 KERNELS = {
-    "float32": (torch.float32, InputMajorLinear),
-    "bfloat16": (torch.bfloat16, PackedBF16Linear if packed_bf16_available() else None),
-    "float16": (torch.float16, None),
-    "int8": (torch.float32, Int8Linear),
+    "float32": InputMajorLinear,
+    "bfloat16": PackedBF16Linear if packed_bf16_available() else partial(HalfLinear, dtype=torch.bfloat16),
+    "float16": partial(HalfLinear, dtype=torch.float16),
+    "int8": Int8Linear,
 }
 
 
@@ -117,14 +138,15 @@ KERNELS = {
 def decoding_model(model, precision: str = "float32"):
     """A copy of `model` (in evaluation mode) for decoding in `precision` (see PRECISIONS); `model` is left as it is.
 
-    The copy has the same modules, with each nn.Linear swapped for the precision's kernel, and computes what
-    `model` cast to that precision computes (int8: what the dequantised weights compute). On Linux its large
+    The copy has the same modules, in float32, with each nn.Linear swapped for the precision's kernel: it
+    computes what `model` computes with its matmul weights rounded to that precision (int8: the dequantised
+    weights) and each matmul's input rounded to the dtype its kernel computes in. On Linux its large
     weights lie in one buffer backed by 2 MB pages (huge_page_buffer). It is for inference: its
     state dict holds the kernels' tensors, so save or convert `model`, not the copy.
     """
-    dtype, kernel = KERNELS[check_precision(precision)]
+    kernel = KERNELS[check_precision(precision)]
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    kernels = {id(linear): kernel(linear) for linear in linears if kernel and wants(kernel, linear)}
+    kernels = {id(linear): kernel(linear) for linear in linears if wants(kernel, linear)}
     onto_huge_pages(list(kernels.values()))
     memo = dict(kernels)  # deepcopy takes these in place of the nn.Linears, and copies everything else
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
@@ -132,8 +154,8 @@ def decoding_model(model, precision: str = "float32"):
         memo[id(embedding.weight)] = nn.Parameter(kernels[id(head)].weight, requires_grad=False)  # tied: one copy
     decoder = copy.deepcopy(model, memo).eval()
     for parameter in decoder.parameters():
-        if parameter.is_floating_point() and parameter.dtype != dtype:
-            parameter.data = parameter.data.to(dtype)
+        if parameter.is_floating_point() and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.to(torch.float32)
     decoder.requires_grad_(False)
     return decoder
 
@@ -184,6 +206,7 @@ __all__ = [
     "PRECISIONS",
     "InputMajorLinear",
     "Int8Linear",
+    "HalfLinear",
     "PackedBF16Linear",
     "decoding_model",
     "huge_page_buffer",
