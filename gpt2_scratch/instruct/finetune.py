@@ -42,7 +42,7 @@ from ..training.config import setting
 from ..training.loop import launch_facts, make_accelerator
 from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
-from .generation import generate_responses, save_responses, with_responses
+from .responses import generate_responses, save_responses, with_responses
 
 RESPONSES_FILE = "instruction-data-with-response.json"
 JUDGE_FILE = "judge-scores.json"
