@@ -48,7 +48,7 @@ from gpt2_scratch.conversion import to_transformers_gpt2  # noqa: E402
 from gpt2_scratch.generation import generate_tokens  # noqa: E402
 from gpt2_scratch.precision import PRECISIONS, decoding_model  # noqa: E402
 from gpt2_scratch.speed import pad_vocabulary  # noqa: E402
-from gpt2_scratch.training.evaluation import flops_per_token  # noqa: E402
+from gpt2_scratch.training.measurements import flops_per_token  # noqa: E402
 
 SECTIONS = ("forward", "train", "generate", "mfu", "memory")
 

@@ -8,11 +8,12 @@ from safetensors.torch import load_file, save_file
 from gpt2_scratch.classification import classify
 from gpt2_scratch.classification.training import classification_model
 from gpt2_scratch.cli import main
-from gpt2_scratch.conversion.pretrained import CheckpointMismatchError
+from gpt2_scratch.conversion.pretrained import CheckpointMismatchError, read_weights_for
+from gpt2_scratch.lora import add_lora
 from gpt2_scratch.evaluation import TransformersJudge
 from gpt2_scratch.hub_cards.publish import stage
 from gpt2_scratch.modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
-from gpt2_scratch.training.generate import generate_text
+from gpt2_scratch.training.decoding_models import generate_text
 
 TINY = dict(n_layer=2, n_embd=64, n_head=4, n_positions=32, vocab_size=50257)
 DAMAGES = ["missing", "unexpected", "wrong shape"]
@@ -131,3 +132,31 @@ def test_evaluate_refuses_a_checkpoint_that_does_not_fit(causal_lm, tokenizer, t
     assert main(["evaluate", "loss", "--model", str(damage(folder, how)), "--text", str(text)]) == 2
     error = capsys.readouterr().err
     assert_lists_the_damage(error.replace("\n", " "), how)
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_weights_read_back_into_a_built_model_must_fit_it(causal_lm, tokenizer, tmp_path, how):
+    """read_weights_for, how a resumed run and instruct's final model read a checkpoint's weights into a model they
+    have built: exactly the saved tensors (safetensors' own reader as the oracle), or one error listing the damage."""
+    folder = save(causal_lm, tmp_path / "lm", tokenizer)
+    saved = load_file(folder / "model.safetensors")
+    fresh = ScratchGPT2ForCausalLM(ScratchGPT2Config(**TINY))
+    weights = read_weights_for(fresh, folder)
+    assert weights.keys() == saved.keys() and all(torch.equal(weights[name], saved[name]) for name in saved)
+    with pytest.raises(CheckpointMismatchError) as raised:
+        read_weights_for(fresh, damage(folder, how))
+    assert_lists_the_damage(str(raised.value), how)
+
+
+def test_a_lora_model_reads_only_a_checkpoint_of_a_lora_run(tokenizer, tmp_path):
+    """At a preset's width (small, 768 wide, two blocks): a checkpoint saved from inside LoRA layers reads back into
+    a model with the same layers, and a plain checkpoint is refused there with the adapters it lacks named."""
+    config = ScratchGPT2Config.from_preset("small", n_layer=2)
+    lora_inner = add_lora(ScratchGPT2ForCausalLM(config), rank=4).base_model.model
+    lora_run = save(lora_inner, tmp_path / "lora-run", tokenizer)
+    into = add_lora(ScratchGPT2ForCausalLM(config), rank=4).base_model.model
+    weights = read_weights_for(into, lora_run)
+    assert any(".lora_A." in name for name in weights) and weights.keys() <= into.state_dict().keys()
+    plain = save(ScratchGPT2ForCausalLM(config), tmp_path / "plain", tokenizer)
+    with pytest.raises(CheckpointMismatchError, match=r"missing \(\d+\): .*lora_A"):
+        read_weights_for(into, plain)

@@ -19,7 +19,7 @@ import gpt2_scratch
 from gpt2_scratch.data import prepare_corpus, tokenize_corpus, window_loaders
 from gpt2_scratch.provenance import Provenance
 from gpt2_scratch.training import NonFiniteLossError, TrainConfig, evaluate_loss, train
-from gpt2_scratch.training.generate import generate_text
+from gpt2_scratch.training.decoding_models import generate_text
 from gpt2_scratch.training.loop import PretrainLoop, make_accelerator
 from gpt2_scratch.training.pretrain import pretrain
 

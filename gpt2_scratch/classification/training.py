@@ -49,7 +49,7 @@ from ..training.config import setting
 from .data import SPLIT_NAMES, default_max_length, describe_source, label_names_of, load_labelled_texts, tokenize_splits
 from .freezing import apply_freezing
 from .metrics import ClassificationMetrics
-from .plots import plot_confusion_matrix, plot_curves
+from .accuracy_plots import plot_confusion_matrix, plot_curves
 
 METRICS_FILE = "metrics.json"
 SETTINGS_FILE = "training_args.json"

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from gpt2_scratch.training.generate import generate_text
+    from gpt2_scratch.training.decoding_models import generate_text
 
     generate_text(
         args.checkpoint, args.prompt, args.max_new_tokens, args.top_k, args.temperature, args.seed, stream=True,

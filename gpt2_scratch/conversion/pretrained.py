@@ -4,15 +4,19 @@ transformers loads a checkpoint that lacks some of the model's tensors, holds ot
 shapes: it initialises the gaps at random and says so only in a logged table. Every place this package loads a model
 through transformers goes through `load_pretrained`, which refuses such a checkpoint with one error listing every
 difference, as `load_model` does for the layouts it reads itself. `check_fits` refuses the same checkpoints from
-their safetensors headers alone, for callers that copy the weights rather than load them.
+their safetensors headers alone, for callers that copy the weights rather than load them, and `read_weights_for`
+reads a checkpoint folder's weights for a model already built (a run being resumed, a model inside LoRA layers),
+refused in the same way.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from .engine import problem_lines
-from .sources import check_readable
+from .sources import check_readable, open_folder
 
 
 class CheckpointMismatchError(ValueError):
@@ -56,12 +60,26 @@ def check_fits(model_class, config, shapes: dict[str, tuple[int, ...]], origin: 
     the model is built on the meta device. A tied head may be stored or not, as from_pretrained accepts either."""
     with torch.device("meta"):
         model = model_class(config)
+    refuse_unless_shapes_fit(model, shapes, origin)
+
+
+def read_weights_for(model, folder: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of checkpoint folder `folder` (model.safetensors, or its shards), read for `model` as it is built
+    (its names and shapes: trained inside LoRA layers, or sharded, whose shapes are the whole tensors'): refused
+    (CheckpointMismatchError) unless they are exactly its tensors, a tied head stored or not."""
+    tensors = open_folder(Path(folder), str(folder)).tensors
+    refuse_unless_shapes_fit(model, {name: tensors.shape(name) for name in tensors.names()}, str(folder))
+    return {name: tensors.read(name) for name in tensors.names()}
+
+
+def refuse_unless_shapes_fit(model, shapes: dict[str, tuple[int, ...]], origin: str) -> None:
+    """Refuse (CheckpointMismatchError) stored tensors (`shapes`: name -> shape) that are not exactly `model`'s."""
     expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    tied = set(getattr(model, "_tied_weights_keys", None) or ()) if config.tie_word_embeddings else set()
+    tied = set(getattr(model, "_tied_weights_keys", None) or ()) if model.config.tie_word_embeddings else set()
     missing = {name: expected[name] for name in sorted(set(expected) - set(shapes) - tied)}
     wrong = [(name, shapes[name], shape) for name, shape in sorted(expected.items())
              if name in shapes and tuple(shapes[name]) != shape]
-    refuse_unless_fits(origin, model_class.__name__, missing, sorted(set(shapes) - set(expected)), wrong)
+    refuse_unless_fits(origin, type(model).__name__, missing, sorted(set(shapes) - set(expected)), wrong)
 
 
 def refuse_unless_fits(origin: str, model_name: str, missing: dict, unexpected: list[str], wrong: list[tuple]):

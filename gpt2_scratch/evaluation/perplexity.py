@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..training.evaluation import evaluate_loss, perplexity
+from ..training.measurements import evaluate_loss, perplexity
 
 
 def loss_and_perplexity(model, loader, max_batches: int | None = None, accelerator=None) -> dict[str, float]:

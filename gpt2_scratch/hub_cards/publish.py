@@ -28,6 +28,7 @@ from ..modeling import configuration_scratch_gpt2, modeling_scratch_gpt2
 from ..modeling.configuration_scratch_gpt2 import auto_map
 from ..progress import progress_bar, progress_bars
 from ..provenance import HUB_ID
+from ..staging import temporary_folder
 from .card import build_card
 from .records import model_folder, read_records, weight_files
 
@@ -101,13 +102,15 @@ def publish(checkpoint_dir: str | Path, repo_id: str, *, private: bool | None = 
     api = HfApi(endpoint=endpoint, token=token)
     with _hub_errors(api, repo_id, checkpoint_dir):
         _check_write_access(api, repo_id)
-    with tempfile.TemporaryDirectory(prefix="gpt2-scratch-push-") as staging_dir:
+    # Staged in the temporary directory ($TMPDIR), not beside the checkpoint, which may be read-only (the Hub's
+    # cache); temporary_folder also removes what a killed push left there, and names a full disk in one line.
+    with temporary_folder(Path(tempfile.gettempdir()) / "gpt2-scratch-push") as staging_dir:
         staged = stage(checkpoint_dir, staging_dir, repo_id=repo_id, max_shard_size=max_shard_size, progress=progress)
         size = sum(path.stat().st_size for path in staged)
         if progress:
             print(f"uploading {len(staged)} files ({size / 1e6:,.1f} MB) to {api.endpoint}/{repo_id}", file=sys.stderr)
         with _hub_errors(api, repo_id, checkpoint_dir), progress_bars(progress):
-            return _commit_folder(api, Path(staging_dir), repo_id, private=private, revision=revision,
+            return _commit_folder(api, staging_dir, repo_id, private=private, revision=revision,
                                   create_pr=create_pr, commit_message=commit_message)
 
 

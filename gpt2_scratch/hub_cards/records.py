@@ -22,7 +22,9 @@ from pathlib import Path
 from ..conversion.containers.safetensors_stream import SafetensorsFile
 from ..provenance import Provenance, is_local_path
 
-CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")  # the training loop's periodic checkpoints
+# The training loop's periodic checkpoints, checkpoint-<step>: the one rule for their names, here because this is
+# the lowest layer that reads run folders (a card finds a run's model by it) and the training loop may import it.
+CHECKPOINT_FOLDER = re.compile(r"checkpoint-(\d+)")
 RECORD_FILES = ("provenance.json", "training_args.json", "metrics.json", "metrics.jsonl")
 PLOT_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
@@ -76,8 +78,15 @@ def model_folder(folder: str | Path) -> Path:
         return folder
     if (folder / "model" / "config.json").is_file():
         return folder / "model"
-    steps = [p for p in folder.iterdir() if CHECKPOINT_FOLDER.fullmatch(p.name) and (p / "config.json").is_file()]
-    return max(steps, key=lambda p: int(p.name.removeprefix("checkpoint-")), default=folder)
+    steps = [p for p in checkpoint_folders(folder) if (p / "config.json").is_file()]
+    return steps[-1] if steps else folder
+
+
+def checkpoint_folders(folder: str | Path) -> list[Path]:
+    """The training loop's checkpoint-<step> folders in `folder`, oldest first (none when it is no folder)."""
+    folder = Path(folder)
+    found = [p for p in folder.iterdir() if p.is_dir() and CHECKPOINT_FOLDER.fullmatch(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(CHECKPOINT_FOLDER.fullmatch(p.name).group(1)))
 
 
 def read_records(directory: str | Path) -> CheckpointRecords:

@@ -4,7 +4,7 @@ greedy responses saved in the course's format. `examples/instruct.py` and `gpt2-
 
 from .collate import IGNORE_INDEX, InstructionCollator
 from .data import InstructionDataset, InstructionSplits, check_records, encode_record, load_records, split_records
-from .generation import generate_responses, save_responses, with_responses
+from .responses import generate_responses, save_responses, with_responses
 from ..lora import LORA_TARGET_MODULES, add_lora, merge_lora, parameter_counts
 from ..data.templates import ALPACA, PHI3, TEMPLATES, PromptTemplate, get_template
 

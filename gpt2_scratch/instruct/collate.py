@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..training.evaluation import IGNORE_INDEX
+from ..training.measurements import IGNORE_INDEX
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..conversion.pretrained import read_weights_for
 from ..data.templates import TEMPLATES, get_template
 from ..evaluation.judge import ChatCompletionsJudge, judge_responses
 from ..evaluation.perplexity import loss_and_perplexity
@@ -41,7 +42,7 @@ from ..training.config import setting
 from ..training.loop import launch_facts, make_accelerator
 from .collate import InstructionCollator
 from .data import InstructionDataset, load_records, split_records
-from .generation import generate_responses, save_responses, with_responses
+from .responses import generate_responses, save_responses, with_responses
 
 RESPONSES_FILE = "instruction-data-with-response.json"
 JUDGE_FILE = "judge-scores.json"
@@ -205,14 +206,9 @@ def must_save_base(model: str) -> bool:
 
 
 def load_checkpoint_weights(model, checkpoint: Path):
-    """Load a checkpoint's model.safetensors into `model`, which must have exactly those weights (the tied
-    lm_head is not stored)."""
-    from safetensors.torch import load_file
-
-    weights = load_file(checkpoint / "model.safetensors", device="cpu")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise RuntimeError(f"{checkpoint} does not fit this model: missing {missing}, unexpected {unexpected}.")
+    """Load a checkpoint's weights into `model`, which must have exactly those tensors (the tied lm_head may be
+    left out)."""
+    model.load_state_dict(read_weights_for(model, checkpoint), strict=False)  # strict: checked by read_weights_for
     model.tie_weights()
     return model
 

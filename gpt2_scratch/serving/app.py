@@ -68,7 +68,7 @@ def load_served_model(checkpoint: str | os.PathLike, *, max_batch_size: int = 16
     from transformers import AutoConfig
 
     from ..classification.inference import load_classifier
-    from ..training.generate import resolve_model_dir
+    from ..training.decoding_models import resolve_model_dir
 
     folder = resolve_model_dir(checkpoint)
     name = name or Path(checkpoint).resolve().name
@@ -96,7 +96,7 @@ def load_causal_lm(checkpoint: str | os.PathLike, dtype: str | None = None):
     ("float32", the default, "bfloat16", "float16" or "int8": gpt2_scratch.precision), and its tokenizer."""
     from transformers import AutoConfig
 
-    from ..training.generate import load_for_decoding, resolve_model_dir
+    from ..training.decoding_models import load_for_decoding, resolve_model_dir
 
     folder = resolve_model_dir(checkpoint)
     if AutoConfig.from_pretrained(folder).model_type != "scratch-gpt2":

@@ -12,10 +12,10 @@ See docs/pretraining.md.
 from .checkpoint import latest_checkpoint
 from .config import TrainConfig
 from ..data.order import EpochShuffleSampler, make_loader
-from .evaluation import evaluate_loss, sample_continuation
+from .measurements import evaluate_loss, sample_continuation
 from .loop import NonFiniteLossError, train
 from .optim import build_optimizer, cosine_schedule_with_warmup
-from .plots import plot_attention, plot_losses, plot_temperature
+from .figures import plot_attention, plot_losses, plot_temperature
 
 __all__ = [
     "TrainConfig",

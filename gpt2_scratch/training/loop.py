@@ -38,7 +38,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .evaluation import (
+from .measurements import (
     device_peak_flops,
     evaluate_loss,
     flops_per_token,
@@ -47,7 +47,7 @@ from .evaluation import (
     sample_continuation,
 )
 from .optim import build_optimizer, cosine_schedule_with_warmup
-from .plots import plot_losses
+from .figures import plot_losses
 
 
 class NonFiniteLossError(RuntimeError):

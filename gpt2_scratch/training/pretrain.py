@@ -13,7 +13,7 @@ from ..modeling import ScratchGPT2Config, ScratchGPT2ForCausalLM
 from ..resources import fetch
 from .config import TrainConfig
 from .loop import make_accelerator, train
-from .plots import plot_attention, plot_temperature
+from .figures import plot_attention, plot_temperature
 
 DEFAULT_CORPUS = "the-verdict"
 DEFAULT_RUN_FOLDER = "runs/pretrain"  # TrainConfig.out_dir of `gpt2-scratch pretrain`
