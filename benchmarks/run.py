@@ -289,9 +289,13 @@ def bench_generate(report: Report, size: str, ours, reference, plan: Plan):
             add_generate_rows(report, size, batch, results, new)
 
 
+# llama.cpp's export in each precision -> our precisions with as many bytes a weight (F16 stands for both 16-bit ones)
+SAME_BYTES_AS_LLAMA_CPP = {"float32": ("float32",), "float16": ("bfloat16", "float16"), "int8": ("int8",)}
+
+
 def add_generate_rows(report: Report, size: str, batch: int, results: dict, new: int):
     """Each candidate against the reference (decode rate, time to the first token at batch 1), and the lean loops
-    and llama.cpp against our float32 lean loop and llama.cpp against ours in its precision."""
+    and llama.cpp against our float32 lean loop and llama.cpp against ours with as many bytes a weight."""
 
     def decode(name):
         return [batch * (new - 1) / (total - first) for first, total, _ in results[name]]
@@ -317,8 +321,9 @@ def add_generate_rows(report: Report, size: str, batch: int, results: dict, new:
             report.add(Row("generate", size, f"b{batch} {name} decode vs ours float32", "new tok/s", decode(name),
                            decode("ours lean loop float32"), note="reference = ours lean loop float32"))
         if name.startswith("llama.cpp"):
-            report.add(Row("generate", size, f"b{batch} ours lean loop {precision} decode vs llama.cpp", "new tok/s",
-                           decode(f"ours lean loop {precision}"), decode(name), note=f"reference = {name}"))
+            for ours in SAME_BYTES_AS_LLAMA_CPP[precision]:
+                report.add(Row("generate", size, f"b{batch} ours lean loop {ours} decode vs {name}", "new tok/s",
+                               decode(f"ours lean loop {ours}"), decode(name), note=f"reference = {name}"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
