@@ -5,13 +5,16 @@ weights each precision computes with (its bfloat16 / float16 rounding, or int8's
 Verdict, and llama.cpp itself where llama-cpp-python is installed. Speed is measured by benchmarks/run.py."""
 
 import copy
+import shlex
 import warnings
+from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from transformers import AutoModelForCausalLM
 
 from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM
 from gpt2_scratch.cli import main
@@ -19,8 +22,8 @@ from gpt2_scratch.conversion import load_model, save_model
 from gpt2_scratch.conversion.containers import q8_0
 from gpt2_scratch.generation import PreallocatedCache, decoding_steps
 from gpt2_scratch.precision import PRECISIONS, HalfLinear, InputMajorLinear, Int8Linear, PackedBF16Linear, decoding_model
-from gpt2_scratch.training.optim import build_optimizer
 
+REPO = Path(__file__).resolve().parents[1]
 SMALL_WIDTH = dict(n_layer=2, n_embd=768, n_head=12, n_positions=256)  # the small preset's width, two blocks
 
 
@@ -97,30 +100,30 @@ def verdict_tokens(tokenizer, shared_data):
     return torch.tensor(tokenizer((shared_data / "the-verdict.txt").read_text())["input_ids"])
 
 
+def main_job_arguments(out_dir) -> list[str]:
+    """The README's main job, as scripts/main.sh runs it (`gpt2-scratch pretrain ...`), writing into out_dir."""
+    command = next(line for line in (REPO / "scripts" / "main.sh").read_text().splitlines() if line.startswith("exec "))
+    arguments = shlex.split(command.split("gpt2-scratch", 1)[1].replace('"$@"', ""))
+    arguments[arguments.index("--out") + 1] = str(out_dir)
+    return [*arguments, "--no-progress"]
+
+
 @pytest.mark.slow
-def test_int8_perplexity_is_within_one_percent_of_float32(verdict_tokens):
-    """On GPT-2 small with random weights, and on a model trained here for a few seconds on The Verdict."""
+def test_every_precision_keeps_perplexity_within_one_percent_of_float32(verdict_tokens, tmp_path):
+    """On GPT-2 small with random weights (int8), and on the model the main job trains (every precision)."""
     torch.manual_seed(0)
     small = ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("small")).eval()
     head = verdict_tokens[:1024]  # four windows of 256: GPT-2 small's forward is the slow part
     float32, int8 = verdict_perplexity(small, head, 256), verdict_perplexity(decoding_model(small, "int8"), head, 256)
     assert abs(int8 / float32 - 1) < 0.01, (float32, int8)
 
-    torch.manual_seed(0)
-    trained = ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("tiny", n_embd=128, n_head=4, resid_pdrop=0.0,
-                                                                    embd_pdrop=0.0, attn_pdrop=0.0))
-    optimizer = build_optimizer(trained, lr=3e-3, weight_decay=0.0)
-    windows = verdict_tokens[: len(verdict_tokens) // 64 * 64].view(-1, 64)
-    for step in range(60):
-        batch = windows[torch.randint(0, len(windows), (8,), generator=torch.Generator().manual_seed(step))]
-        trained(batch, labels=batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    trained.eval()
+    assert main(main_job_arguments(tmp_path / "verdict")) == 0
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "verdict" / "checkpoint-80").eval()
     float32 = verdict_perplexity(trained, verdict_tokens, 128)
-    int8 = verdict_perplexity(decoding_model(trained, "int8"), verdict_tokens, 128)
     assert float32 < 2000  # it learnt something: random weights give about 50,000
-    assert abs(int8 / float32 - 1) < 0.01, (float32, int8)
+    for precision in PRECISIONS[1:]:
+        perplexity = verdict_perplexity(decoding_model(trained, precision), verdict_tokens, 128)
+        assert abs(perplexity / float32 - 1) < 0.01, (precision, float32, perplexity)
 
 
 # --- Q8_0 ------------------------------------------------------------------------------------------------------------
