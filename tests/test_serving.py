@@ -24,6 +24,8 @@ from gpt2_scratch.generation import generate_tokens
 from gpt2_scratch.instruct import ALPACA
 from gpt2_scratch.precision import decoding_model
 from gpt2_scratch.serving import Scheduler, Sequence, build_app, load_served_model
+from gpt2_scratch.serving import scheduler as scheduler_module
+from gpt2_scratch.serving.scheduler import PREFILL_TOKENS, BatchDecoder
 
 PROMPTS = [
     "Every effort moves you",
@@ -278,9 +280,9 @@ def test_sixteen_concurrent_streaming_clients_get_their_solo_answers(server, ref
     assert server.served.scheduler.steps - steps_before < 4 * 23
 
 
-@pytest.mark.slow
-def run_staggered(model, prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
-    """Greedy tokens of each prompt from a Scheduler, each prompt joining a batch already running."""
+def run_staggered(model, prompts: list[list[int]], new_tokens: int, together: bool = False) -> list[list[int]]:
+    """Greedy tokens of each prompt from a Scheduler, each prompt joining a batch already running, or (`together`)
+    all of them waiting before the scheduler starts, so that they are prefilled together."""
     scheduler = Scheduler(model, max_batch_size=len(prompts))
     received = [[] for _ in prompts]
     done = threading.Semaphore(0)
@@ -288,11 +290,14 @@ def run_staggered(model, prompts: list[list[int]], new_tokens: int) -> list[list
     def deliverer(i):
         return lambda token, reason: received[i].append(token) if token is not None else done.release()
 
-    scheduler.start()
+    if not together:
+        scheduler.start()
     try:
         for i, ids in enumerate(prompts):
             scheduler.submit(Sequence(ids, new_tokens, deliverer(i)))
-            time.sleep(0.05)
+            time.sleep(0 if together else 0.05)
+        if together:
+            scheduler.start()
         for _ in prompts:
             assert done.acquire(timeout=120)
     finally:
@@ -300,24 +305,55 @@ def run_staggered(model, prompts: list[list[int]], new_tokens: int) -> list[list
     return received
 
 
-def test_batched_decoding_equals_solo_decoding_at_the_small_width(tokenizer):
-    """Rows of different lengths joining a running batch at the `small` preset's width give, token for token,
-    what transformers' GPT-2 gives each prompt alone."""
+@pytest.fixture(scope="module")
+def small_width():
+    """Random weights at the `small` preset's width (768), with a short context, and transformers' GPT-2 with them."""
     torch.manual_seed(0)
     model = ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("small", n_positions=128)).eval()
-    reference = to_transformers_gpt2(model).eval()
-    prompts = [tokenizer.encode(prompt) for prompt in PROMPTS[:4]]
+    return model, to_transformers_gpt2(model).eval()
+
+
+def solo_greedy_tokens(reference, prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
     expected = []
     for ids in prompts:
         input_ids = torch.tensor([ids])
         with torch.no_grad():
-            output = reference.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=6,
-                                        min_new_tokens=6, do_sample=False, pad_token_id=0)
+            output = reference.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=new_tokens,
+                                        min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
         expected.append(output[0, len(ids):].tolist())
-    assert run_staggered(model, prompts, 6) == expected
+    return expected
 
 
-def test_int8_weights_batch_as_they_decode_alone(tokenizer):
+@pytest.mark.slow
+def test_batched_decoding_equals_solo_decoding_at_the_small_width(tokenizer, small_width):
+    """Rows of different lengths joining a running batch at the `small` preset's width give, token for token,
+    what transformers' GPT-2 gives each prompt alone."""
+    model, reference = small_width
+    prompts = [tokenizer.encode(prompt) for prompt in PROMPTS[:4]]
+    assert run_staggered(model, prompts, 6) == solo_greedy_tokens(reference, prompts, 6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [PREFILL_TOKENS, 12])
+def test_prompts_that_arrive_together_are_prefilled_together(tokenizer, small_width, budget, monkeypatch):
+    """Sixteen prompts of 1 to 23 tokens waiting together share prefill forwards (right-padded, shortest first,
+    within the budget of padded positions and PADDING_ALLOWED), and each still gets what transformers' GPT-2
+    gives it alone."""
+    model, reference = small_width
+    prompts = [tokenizer.encode(prompt) for prompt in PROMPTS]
+    groups = []
+    prefill = BatchDecoder.prefill
+    monkeypatch.setattr(BatchDecoder, "prefill", lambda self, row, group: groups.append(group) or prefill(self, row, group))
+    monkeypatch.setattr(scheduler_module, "PREFILL_TOKENS", budget)
+    assert run_staggered(model, prompts, 4, together=True) == solo_greedy_tokens(reference, prompts, 4)
+    assert sorted(map(len, sum(groups, []))) == sorted(map(len, prompts))
+    assert len(groups) < len(prompts)  # batched: a forward for every prompt would make 16
+    for group in groups[:-1]:
+        padded = len(group) * max(map(len, group))
+        assert len(group) == 1 or (padded <= budget and padded <= 1.25 * sum(map(len, group)))
+
+
+def test_int8_weights_batch_as_they_decode_alone(tokenizer, monkeypatch):
     """`serve --dtype int8`: the int8 decoding copy, batched, gives each prompt the tokens the same copy gives it
     alone in the lean decoding loop."""
     torch.manual_seed(0)
@@ -325,6 +361,12 @@ def test_int8_weights_batch_as_they_decode_alone(tokenizer):
     prompts = [tokenizer.encode(prompt) for prompt in PROMPTS[:4]]
     alone = [[int(t) for t in generate_tokens(model, torch.tensor([ids]), 8)] for ids in prompts]
     assert run_staggered(model, prompts, 8) == alone
+    # int8's kernel computes each row on its own: prompts that arrive together are still prefilled one by one
+    groups = []
+    prefill = BatchDecoder.prefill
+    monkeypatch.setattr(BatchDecoder, "prefill", lambda self, row, group: groups.append(len(group)) or prefill(self, row, group))
+    assert run_staggered(model, prompts, 8, together=True) == alone
+    assert groups == [1] * len(prompts)
 
 
 @pytest.fixture(scope="module")

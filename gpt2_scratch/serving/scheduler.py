@@ -1,9 +1,9 @@
 """Continuous batching: one thread owns the model and decodes every running sequence together, one token each per
 step; a new sequence joins the batch at the next token boundary, a finished one leaves it at once.
 
-- `BatchDecoder` keeps one row of a preallocated KV cache per running sequence, each at its own length. A new
-  sequence's prompt goes through the model's forward alone (its prefill) and its keys and values are copied into a
-  free row; every later step feeds one token per row at that row's own position, and each row's query attends to
+- `BatchDecoder` keeps one row of a preallocated KV cache per running sequence, each at its own length. New
+  sequences' prompts go through the model's forward (their prefill: those that arrived together in one forward,
+  right-padded) and their keys and values are copied into free rows; every later step feeds one token per row at that row's own position, and each row's query attends to
   its own filled positions only (a mask hides the rest of the row), so a sequence's tokens do not depend on which
   others share the batch. Running rows are kept in rows 0..b-1: when one finishes, the last row moves into its
   place, so that attention reads the cache through views, never gathering rows.
@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..generation import ForwardStep, PreallocatedCache, check_sampling, pick_next_token
+from ..generation import PreallocatedCache, check_sampling, pick_next_token
+from ..precision import forwards_share_weight_reads
+
+# Most padded positions one prefill forward takes: sequences that arrive together share a forward up to this many
+# (their count times the longest prompt), which bounds the forward's temporary cache and activations.
+PREFILL_TOKENS = 4096
+PADDING_ALLOWED = 0.25  # padding in one prefill forward: at most this share of its prompts' own positions
 
 
 @dataclass(eq=False)
@@ -68,14 +74,22 @@ class BatchDecoder:
             self.key_values[layer] = like.new_zeros(self.shape)
         return self.key_values[layer]
 
-    def prefill(self, row: int, prompt_ids: list[int]) -> torch.Tensor:
-        """Run a prompt through the model into `row` of the cache; the (vocab,) logits of its last position."""
-        cache = PreallocatedCache(len(self.key_values), len(prompt_ids))
+    def prefill(self, first_row: int, prompts: list[list[int]]) -> torch.Tensor:
+        """Run `prompts` through the model's forward together into rows first_row, first_row + 1, ... of the cache;
+        the (len(prompts), vocab) logits of each one's last position. Shorter prompts are padded on the right:
+        under causal attention no position sees the ones after it, so each prompt computes what it would alone."""
+        lengths = [len(prompt) for prompt in prompts]
+        longest = max(lengths)
         device = self.trunk.wte.weight.device
-        logits = ForwardStep(self.model, cache)(torch.tensor([prompt_ids], device=device))
+        input_ids = torch.tensor([prompt + prompt[-1:] * (longest - len(prompt)) for prompt in prompts], device=device)
+        cache = PreallocatedCache(len(self.key_values), longest)
+        hidden = self.trunk(input_ids, cache, use_cache=True).last_hidden_state  # after the final LayerNorm
         for layer, cached in enumerate(cache.layers):
-            self.buffer(layer, cached.key_value_buffer)[row, :, :, : len(prompt_ids)] = cached.key_value_buffer[0]
-        return logits[0]
+            key_values = self.buffer(layer, cached.key_value_buffer)
+            for index, length in enumerate(lengths):
+                key_values[first_row + index, :, :, :length] = cached.key_value_buffer[index, :, :, :length]
+        last = hidden[torch.arange(len(prompts), device=device), torch.tensor(lengths, device=device) - 1]
+        return self.model.lm_head(last)[:, : self.vocab_size]
 
     def move(self, source: int, target: int, length: int) -> None:
         """Copy the first `length` cached positions of row `source` into row `target`."""
@@ -94,6 +108,22 @@ class BatchDecoder:
         for block in self.trunk.h:
             x = block(x, mask[:, None, None, :], cache)[0]
         return self.model.lm_head(self.trunk.ln_f(x[:, -1]))[:, : self.vocab_size]
+
+
+def prefill_groups(sequences: list[Sequence]) -> list[list[Sequence]]:
+    """`sequences` in groups to prefill together, shortest prompts first: a group's forward runs its count times
+    its longest prompt positions, which may not pass PREFILL_TOKENS, nor its prompts' own length by more than
+    PADDING_ALLOWED (padding is computed like any position: on kernels whose cost grows with the rows, such as
+    int8's, one padded forward over prompts of very different lengths is slower than one forward each)."""
+    groups: list[list[Sequence]] = []
+    for sequence in sorted(sequences, key=lambda s: len(s.prompt_ids)):
+        group = groups[-1] + [sequence] if groups else [sequence]
+        padded, prompts = len(group) * len(sequence.prompt_ids), sum(len(s.prompt_ids) for s in group)
+        if len(group) > 1 and padded <= PREFILL_TOKENS and padded <= prompts * (1 + PADDING_ALLOWED):
+            groups[-1] = group
+        else:
+            groups.append([sequence])
+    return groups
 
 
 class RowCache:
@@ -123,6 +153,9 @@ class Scheduler:
         self.context = model.config.n_positions
         self.decoder = BatchDecoder(model, max_batch_size, self.context)
         self.max_batch_size = max_batch_size
+        # Prompts that arrive together share prefill forwards only where that saves work; otherwise each first
+        # token comes as soon as its own prompt is through.
+        self.prefill_together = forwards_share_weight_reads(model)
         self.waiting: queue.SimpleQueue[Sequence | None] = queue.SimpleQueue()
         self.running: list[Sequence] = []  # running[i] lives in row i of the cache
         self.finished = collections.Counter()  # finish reasons so far ("stop", "length", "cancelled", "error")
@@ -165,24 +198,29 @@ class Scheduler:
                 self.guarded(self.running, self.step)
 
     def admit(self, block: bool) -> None:
-        """Move waiting sequences into free rows (waiting for one to come when `block`), prefilling each."""
-        while len(self.running) < self.max_batch_size:
+        """Move waiting sequences into free rows (waiting for one to come when `block`) and prefill them: those that
+        arrived together in as few forwards as prefill_groups allows."""
+        arrived: list[Sequence] = []
+        while len(self.running) + len(arrived) < self.max_batch_size:
             try:
                 sequence = self.waiting.get(block=block)
             except queue.Empty:
-                return
+                break
             if sequence is None:  # stop() woke us
-                return
+                break
             block = False
             if sequence.cancelled:
                 self.finished["cancelled"] += 1
                 continue
-            self.running.append(sequence)
-            self.guarded([sequence], lambda: self.prefill(sequence))
+            arrived.append(sequence)
+        for group in prefill_groups(arrived) if self.prefill_together else [[sequence] for sequence in arrived]:
+            self.running.extend(group)
+            self.prefill(group)
 
-    def prefill(self, sequence: Sequence) -> None:
-        """Fill the newest row with `sequence`'s prompt and pick its first token."""
-        self.emit([sequence], self.decoder.prefill(len(self.running) - 1, sequence.prompt_ids)[None])
+    def prefill(self, group: list[Sequence]) -> None:
+        """Fill the newest rows with `group`'s prompts and pick each one's first token."""
+        first_row = len(self.running) - len(group)
+        self.guarded(group, lambda: self.emit(group, self.decoder.prefill(first_row, [s.prompt_ids for s in group])))
 
     def step(self) -> None:
         tokens = torch.tensor([sequence.last_token for sequence in self.running])
