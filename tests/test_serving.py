@@ -246,6 +246,26 @@ def test_models_and_health(server):
     assert server.get("/health") == {"status": "ok", "model": "tiny-chat", "running": 0, "waiting": 0}
 
 
+def test_a_client_gone_before_its_whole_answer_frees_its_row(server):
+    """A request that is not streamed: the client closes its connection while the answer is being decoded."""
+    scheduler = server.served.scheduler
+    before = dict(scheduler.finished)
+    body = json.dumps({"model": "tiny-chat", "prompt": "Every effort", "max_tokens": 1000, "temperature": 0})
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        deadline = time.monotonic() + 20
+        while server.get("/health")["running"] == 0:
+            assert time.monotonic() < deadline, "the request never started decoding"
+            time.sleep(0.01)
+    deadline = time.monotonic() + 20
+    while scheduler.finished["cancelled"] == before.get("cancelled", 0):
+        assert time.monotonic() < deadline, "the abandoned request kept its row"
+        time.sleep(0.01)
+    assert scheduler.finished["length"] == before.get("length", 0)  # it did not run to its end
+    assert server.get("/health")["running"] == 0
+
+
 def test_a_client_gone_mid_stream_frees_its_row(server):
     scheduler = server.served.scheduler
     before = dict(scheduler.finished)

@@ -3,8 +3,8 @@
 A causal LM serves POST /v1/completions and /v1/chat/completions (OpenAI's request and response shapes, streaming
 as server-sent events); its requests are decoded together by the continuous-batching `Scheduler`. A classifier
 serves POST /v1/classify. Both serve GET /v1/models and /health. A bad request gets OpenAI's error shape,
-{"error": {"message", "type", "param", "code"}}, with a 4xx status; a client that goes away mid-stream has its
-sequences cancelled, which frees their rows of the batch at the next step.
+{"error": {"message", "type", "param", "code"}}, with a 4xx status; a client that goes away before its answer is
+complete, streamed or not, has its sequences cancelled, which frees their rows of the batch at the next step.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -276,18 +276,18 @@ def build_app(served: ServedModel) -> FastAPI:
             raise APIError(400, f"{served.name!r} is {what}.", "model", "wrong_model_kind")
 
     @app.post("/v1/completions")
-    async def completions(request: CompletionRequest):
+    async def completions(request: CompletionRequest, http_request: Request):
         check_model(request.model, classifier=False)
         prompts = prompt_token_ids(request.prompt, served.tokenizer)
         generation = Generation(served, prompts, request, request.max_tokens or COMPLETION_DEFAULT_MAX_TOKENS)
-        return await respond(generation, request, "text_completion", "cmpl")
+        return await respond(generation, request, http_request, "text_completion", "cmpl")
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest):
+    async def chat_completions(request: ChatCompletionRequest, http_request: Request):
         check_model(request.model, classifier=False)
         prompt = chat_prompt(request, served.tokenizer)
         generation = Generation(served, [prompt], request, request.max_completion_tokens or request.max_tokens)
-        return await respond(generation, request, "chat.completion", "chatcmpl")
+        return await respond(generation, request, http_request, "chat.completion", "chatcmpl")
 
     @app.post("/v1/classify")
     async def classify(request: ClassifyRequest):
@@ -301,7 +301,7 @@ def build_app(served: ServedModel) -> FastAPI:
         return {"object": "list", "model": served.name,
                 "data": [{"index": i, **result} for i, result in enumerate(results)]}
 
-    async def respond(generation: Generation, request: SamplingRequest, kind: str, prefix: str):
+    async def respond(generation: Generation, request: SamplingRequest, http_request: Request, kind: str, prefix: str):
         header = {"id": f"{prefix}-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()),
                   "model": served.name}
         chat = kind == "chat.completion"
@@ -309,10 +309,16 @@ def build_app(served: ServedModel) -> FastAPI:
             usage = bool(request.stream_options and request.stream_options.include_usage)
             return StreamingResponse(sse(generation, {**header, "object": f"{kind}.chunk" if chat else kind}, chat,
                                          usage), media_type="text/event-stream")
-        texts = {choice.index: "" for choice in generation.choices}
-        async with contextlib.aclosing(generation.stream()) as events:
-            async for choice, text in events:
-                texts[choice.index] += text
+        collecting = asyncio.ensure_future(whole_texts(generation))
+        watching = asyncio.ensure_future(until_disconnected(http_request))
+        await asyncio.wait({collecting, watching}, return_when=asyncio.FIRST_COMPLETED)
+        watching.cancel()
+        if not collecting.done():  # the client has gone: its sequences leave the batch at the next step
+            collecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collecting
+            return Response(status_code=499)  # nobody reads it; nginx's code for "client closed request"
+        texts = collecting.result()
         choices = []
         for choice in generation.choices:
             check_finished(choice)
@@ -322,6 +328,22 @@ def build_app(served: ServedModel) -> FastAPI:
         return {**header, "choices": choices, "usage": generation.usage()}
 
     return app
+
+
+async def whole_texts(generation: Generation) -> dict[int, str]:
+    """Each choice's whole text, once every choice has finished."""
+    texts = {choice.index: "" for choice in generation.choices}
+    async with contextlib.aclosing(generation.stream()) as events:
+        async for choice, text in events:
+            texts[choice.index] += text
+    return texts
+
+
+async def until_disconnected(http_request: Request, every: float = 0.1) -> None:
+    """Return once the client of a request that is not streamed has closed its connection (a streamed one learns
+    it from its next write)."""
+    while not await http_request.is_disconnected():
+        await asyncio.sleep(every)
 
 
 async def sse(generation: Generation, header: dict, chat: bool, include_usage: bool) -> AsyncIterator[str]:
