@@ -246,6 +246,18 @@ def test_models_and_health(server):
     assert server.get("/health") == {"status": "ok", "model": "tiny-chat", "running": 0, "waiting": 0}
 
 
+def assert_cancelled_before_its_end(server, finished_before: dict) -> None:
+    """The one request sent since `finished_before` (the scheduler's finish counts) is cancelled, not run to its
+    end, and its row is free."""
+    scheduler = server.served.scheduler
+    deadline = time.monotonic() + 20
+    while scheduler.finished["cancelled"] == finished_before.get("cancelled", 0):
+        assert time.monotonic() < deadline, "the abandoned request kept its row"
+        time.sleep(0.01)
+    assert scheduler.finished["length"] == finished_before.get("length", 0)
+    assert server.get("/health")["running"] == 0
+
+
 def test_a_client_gone_before_its_whole_answer_frees_its_row(server):
     """A request that is not streamed: the client closes its connection while the answer is being decoded."""
     scheduler = server.served.scheduler
@@ -258,12 +270,7 @@ def test_a_client_gone_before_its_whole_answer_frees_its_row(server):
         while server.get("/health")["running"] == 0:
             assert time.monotonic() < deadline, "the request never started decoding"
             time.sleep(0.01)
-    deadline = time.monotonic() + 20
-    while scheduler.finished["cancelled"] == before.get("cancelled", 0):
-        assert time.monotonic() < deadline, "the abandoned request kept its row"
-        time.sleep(0.01)
-    assert scheduler.finished["length"] == before.get("length", 0)  # it did not run to its end
-    assert server.get("/health")["running"] == 0
+    assert_cancelled_before_its_end(server, before)
 
 
 def test_a_client_gone_mid_stream_frees_its_row(server):
@@ -274,12 +281,7 @@ def test_a_client_gone_mid_stream_frees_its_row(server):
     pieces = iter(stream)
     next(pieces), next(pieces)
     stream.close()
-    deadline = time.monotonic() + 20
-    while scheduler.finished["cancelled"] == before.get("cancelled", 0):
-        assert time.monotonic() < deadline, "the disconnected stream kept its row"
-        time.sleep(0.01)
-    assert scheduler.finished["length"] == before.get("length", 0)  # it did not run to its end
-    assert server.get("/health")["running"] == 0
+    assert_cancelled_before_its_end(server, before)
 
 
 def test_sixteen_concurrent_streaming_clients_get_their_solo_answers(server, reference, tokenizer):
