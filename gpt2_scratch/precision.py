@@ -211,9 +211,9 @@ def huge_page_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
 
 __all__ = [
     "PRECISIONS",
+    "HalfLinear",
     "InputMajorLinear",
     "Int8Linear",
-    "HalfLinear",
     "PackedBF16Linear",
     "decoding_model",
     "forwards_share_weight_reads",

@@ -2,11 +2,12 @@
 step; a new sequence joins the batch at the next token boundary, a finished one leaves it at once.
 
 - `BatchDecoder` keeps one row of a preallocated KV cache per running sequence, each at its own length. New
-  sequences' prompts go through the model's forward (their prefill: those that arrived together in one forward,
-  right-padded) and their keys and values are copied into free rows; every later step feeds one token per row at that row's own position, and each row's query attends to
-  its own filled positions only (a mask hides the rest of the row), so a sequence's tokens do not depend on which
-  others share the batch. Running rows are kept in rows 0..b-1: when one finishes, the last row moves into its
-  place, so that attention reads the cache through views, never gathering rows.
+  sequences' prompts go through the model's forward (their prefill: those that arrived together share forwards,
+  right-padded) and their keys and values are copied into free rows; every later step feeds one token per row at
+  that row's own position, and each row's query attends to its own filled positions only (a mask hides the rest
+  of the row), so a sequence's tokens do not depend on which others share the batch. Running rows are kept in
+  rows 0..b-1: when one finishes, the last row moves into its place, so that attention reads the cache through
+  views, never gathering rows.
 - `Scheduler` runs the loop in a thread: admit waiting sequences while rows are free, step the batch, pick each
   row's next token with its own sampling settings and random generator, hand tokens to their consumers, drop
   finished and cancelled sequences. An error fails the sequences it touched, never the thread.
@@ -88,8 +89,7 @@ class BatchDecoder:
             key_values = self.buffer(layer, cached.key_value_buffer)
             for index, length in enumerate(lengths):
                 key_values[first_row + index, :, :, :length] = cached.key_value_buffer[index, :, :, :length]
-        last = hidden[torch.arange(len(prompts), device=device), torch.tensor(lengths, device=device) - 1]
-        return self.model.lm_head(last)[:, : self.vocab_size]
+        return self.logits(hidden[torch.arange(len(prompts), device=device), torch.tensor(lengths, device=device) - 1])
 
     def move(self, source: int, target: int, length: int) -> None:
         """Copy the first `length` cached positions of row `source` into row `target`."""
@@ -107,14 +107,18 @@ class BatchDecoder:
         cache = RowCache(self, positions, span)
         for block in self.trunk.h:
             x = block(x, mask[:, None, None, :], cache)[0]
-        return self.model.lm_head(self.trunk.ln_f(x[:, -1]))[:, : self.vocab_size]
+        return self.logits(self.trunk.ln_f(x[:, -1]))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(rows, vocab) next-token logits of final hidden states (rows, width), a padded vocabulary's extra
+        columns dropped."""
+        return self.model.lm_head(hidden)[:, : self.vocab_size]
 
 
 def prefill_groups(sequences: list[Sequence]) -> list[list[Sequence]]:
     """`sequences` in groups to prefill together, shortest prompts first: a group's forward runs its count times
     its longest prompt positions, which may not pass PREFILL_TOKENS, nor its prompts' own length by more than
-    PADDING_ALLOWED (padding is computed like any position: on kernels whose cost grows with the rows, such as
-    int8's, one padded forward over prompts of very different lengths is slower than one forward each)."""
+    PADDING_ALLOWED (a padded position costs as much as any other, and every prompt of a group waits for it)."""
     groups: list[list[Sequence]] = []
     for sequence in sorted(sequences, key=lambda s: len(s.prompt_ids)):
         group = groups[-1] + [sequence] if groups else [sequence]
