@@ -10,15 +10,15 @@ generate() all run it through the model's own blocks.
 |---|---|---|
 | float32  | float32, stored input-major (narrowing ones as nn.Linear) | torch.addmm over the (in, out) transpose |
 | bfloat16 | bfloat16, oneDNN's blocked layout | torch.ops.mkldnn._linear_pointwise over weights packed once |
-| float16  | float16, nn.Linear's layout | F.linear (no packed float16 kernel on CPUs without AVX512-FP16) |
-| int8     | int8, one float scale per output row | torch._weight_int8pack_mm with bfloat16 activations |
+| float16  | float16, nn.Linear's layout | gpt2_scratch.kernels.float16_linear (float32 activations); F.linear where it cannot be built |
+| int8     | int8, one float scale per output row | gpt2_scratch.kernels.int8_linear (16-bit integer activations); torch._weight_int8pack_mm (bfloat16 ones) where it cannot be built |
 
 Only the matmul weights change precision. Everything else (embeddings, LayerNorms, attention and its KV cache,
-the residual stream) stays float32 in every precision: each kernel rounds its input to the dtype it computes in
-and hands back float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU
+the residual stream) stays float32 in every precision: each kernel takes float32, rounds it as far as it must
+(bfloat16 for oneDNN's kernel; none for ours in float16; 16-bit integers for ours in int8) and hands back float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU
 (65-77 against 13-17 us a layer), which made the all-16-bit model slower by about a millisecond a token; the
 roundings at the kernels' inputs are also all the rounding the activations get. The int8 weights are quantised
-per output channel, symmetric: scale = max|row| / 127 (kept in bfloat16, the kernel's dtype), q = round(w / scale);
+per output channel, symmetric: scale = max|row| / 127 (kept in the kernel's dtype), q = round(w / scale);
 `Int8Linear.dequantized_weight` gives back scale * q.
 """
 
@@ -31,6 +31,8 @@ from functools import partial
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from . import kernels
 
 
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
@@ -50,6 +52,8 @@ class InputMajorLinear(nn.Module):
     """nn.Linear over a float32 weight stored input-major, as the contiguous (in, out) tensor `weight_in_out`:
     on a CPU the vector-matrix product of decoding streams that layout at memory bandwidth and nn.Linear's
     (out, in) one up to 1.4x slower."""
+
+    streamed_weight = "weight_in_out"
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
@@ -84,28 +88,43 @@ class PackedBF16Linear(nn.Module):
 
 
 class HalfLinear(nn.Module):
-    """nn.Linear over a 16-bit weight (float16, or bfloat16 where oneDNN has no bfloat16 kernel): the input is
-    rounded to that dtype, the output returned in the input's dtype."""
+    """nn.Linear over a 16-bit weight (float16, or bfloat16 where oneDNN has no bfloat16 kernel) in nn.Linear's
+    layout. For float16 weights it runs gpt2_scratch.kernels' float16_linear where this machine builds it: the
+    float32 input as it is, the bias added inside. Elsewhere F.linear over the input rounded to the weight's dtype.
+    The output comes back in the input's dtype."""
+
+    streamed_weight = "weight"  # what onto_huge_pages moves
 
     def __init__(self, linear: nn.Linear, dtype: torch.dtype):
         super().__init__()
-        self.register_buffer("weight", linear.weight.detach().to(dtype))
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(dtype))
+        self.kernel = kernels.float16_linear() if dtype == torch.float16 else None
+        self.register_buffer("weight", linear.weight.detach().to(dtype).contiguous())
+        bias_dtype = dtype if self.kernel is None else torch.float32
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(bias_dtype).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+        if self.kernel is None:
+            return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+        y = self.kernel(flat_rows(x).to(torch.float32).contiguous(), self.weight, self.bias)
+        return y.to(x.dtype).view(*x.shape[:-1], -1)
 
 
 class Int8Linear(nn.Module):
     """nn.Linear with int8 weights and one scale per output row (weight-only quantisation): y = x @ (scale * q).T + b.
 
-    torch's int8 kernel takes bfloat16 activations (float32 ones go through a slow path); the output comes back
-    in the input's dtype, the bias is added in it."""
+    The matmul is gpt2_scratch.kernels' int8_linear where this machine builds it: it rounds each activation row to
+    16-bit integers, sums the products exactly and adds the bias in the same pass. Elsewhere it is torch's
+    _weight_int8pack_mm, which takes bfloat16 activations and scales (float32 ones go through a slow path). The
+    scale is kept in the dtype of the kernel that reads it; the output comes back in the input's dtype."""
+
+    streamed_weight = "weight_int8"
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
+        self.kernel = kernels.int8_linear()
         weight = linear.weight.detach().to(torch.float32)
-        scale = (weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127).to(torch.bfloat16)
+        scale = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
+        scale = scale.to(torch.bfloat16 if self.kernel is None else torch.float32)
         quantized = torch.round(weight / scale.to(torch.float32)[:, None]).clamp(-127, 127)  # the scale as stored
         self.register_buffer("weight_int8", quantized.to(torch.int8))
         self.register_buffer("scale", scale)
@@ -116,29 +135,36 @@ class Int8Linear(nn.Module):
         return self.weight_int8.to(torch.float32) * self.scale.to(torch.float32)[:, None]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch._weight_int8pack_mm(flat_rows(x).to(torch.bfloat16), self.weight_int8, self.scale)
-        y = y.to(x.dtype) if self.bias is None else torch.add(self.bias, y)
-        return y.view(*x.shape[:-1], -1)
+        rows = flat_rows(x)
+        if self.kernel is not None:
+            y = self.kernel(rows.to(torch.float32).contiguous(), self.weight_int8, self.scale, self.bias)
+        else:
+            y = torch._weight_int8pack_mm(rows.to(torch.bfloat16), self.weight_int8, self.scale)
+            y = y.to(torch.float32) if self.bias is None else torch.add(self.bias, y)
+        return y.to(x.dtype).view(*x.shape[:-1], -1)
 
 
 def forwards_share_weight_reads(model) -> bool:
-    """Whether a forward over many rows costs `model` much less than a forward per row: true of the float kernels,
-    which read each weight once for all rows, false where an Int8Linear computes each row on its own (its cost
-    grows with the rows: 25 us a row for a 768 x 3072 weight at two threads, against 7 for packed bfloat16)."""
-    return not any(isinstance(module, Int8Linear) for module in model.modules())
+    """Whether a forward over many rows costs `model` much less than a forward per row: true of every kernel that
+    reads each weight once for all rows (ours among them), false where an Int8Linear runs torch's
+    _weight_int8pack_mm, whose cost grows with the rows (25 us a row for a 768 x 3072 weight at two threads,
+    against 7 for packed bfloat16)."""
+    return not any(isinstance(module, Int8Linear) and module.kernel is None for module in model.modules())
 
 
 def packed_bf16_available() -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-# precision -> the nn.Linear replacement
-KERNELS = {
-    "float32": InputMajorLinear,
-    "bfloat16": PackedBF16Linear if packed_bf16_available() else partial(HalfLinear, dtype=torch.bfloat16),
-    "float16": partial(HalfLinear, dtype=torch.float16),
-    "int8": Int8Linear,
-}
+def linear_kernel(precision: str):
+    """The nn.Linear replacement of `precision` on this machine (chosen by measurement: docs/performance.md)."""
+    if check_precision(precision) == "float32":
+        return InputMajorLinear
+    if precision == "int8":
+        return Int8Linear
+    if precision == "bfloat16" and packed_bf16_available():
+        return PackedBF16Linear
+    return partial(HalfLinear, dtype=getattr(torch, precision))
 
 
 @torch.no_grad()
@@ -151,7 +177,7 @@ def decoding_model(model, precision: str = "float32"):
     weights lie in one buffer backed by 2 MB pages (huge_page_buffer). It is for inference: its
     state dict holds the kernels' tensors, so save or convert `model`, not the copy.
     """
-    kernel = KERNELS[check_precision(precision)]
+    kernel = linear_kernel(precision)
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     kernels = {id(linear): kernel(linear) for linear in linears if wants(kernel, linear)}
     onto_huge_pages(list(kernels.values()))
@@ -176,7 +202,7 @@ def wants(kernel, linear: nn.Linear) -> bool:
 def onto_huge_pages(kernels: list[nn.Module]) -> None:
     """Move the kernels' float32 or int8 weights into one buffer backed by huge pages, in model order (CPU only):
     every token walks all of them, and 2 MB pages spare the TLB misses of 4 KB ones (about 3% a token)."""
-    named = [(k, name) for k in kernels for name in ("weight_in_out", "weight_int8") if hasattr(k, name)]
+    named = [(k, k.streamed_weight) for k in kernels if hasattr(k, "streamed_weight")]
     if not named or any(getattr(k, name).device.type != "cpu" for k, name in named):
         return
     buffer = huge_page_buffer(sum(getattr(k, name).numel() for k, name in named), getattr(*named[0]).dtype)

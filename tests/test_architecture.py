@@ -22,6 +22,7 @@ LAYERS = {
     "staging": 0,
     "resources": 1,
     "provenance": 1,
+    "kernels": 1,
     "modeling": 1,  # and, as Hub remote code, nothing of the package at all (see below)
     "tokenization": 2,
     "generation": 2,

@@ -17,7 +17,7 @@ import torch
 import uvicorn
 from transformers import pipeline
 
-from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification
+from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM, ScratchGPT2ForSequenceClassification, kernels
 from gpt2_scratch.cli import main
 from gpt2_scratch.conversion import to_transformers_gpt2
 from gpt2_scratch.generation import generate_tokens
@@ -382,18 +382,28 @@ def test_prompts_that_arrive_together_are_prefilled_together(tokenizer, small_wi
         assert len(group) == 1 or (padded <= budget and padded <= (1 + PADDING_ALLOWED) * sum(map(len, group)))
 
 
-def test_int8_weights_batch_as_they_decode_alone(tokenizer, prefilled_groups):
+@pytest.mark.parametrize("our_kernel", [True, False], ids=["our-int8-kernel", "torch-int8-kernel"])
+def test_int8_weights_batch_as_they_decode_alone(tokenizer, prefilled_groups, monkeypatch, our_kernel):
     """`serve --dtype int8`: the int8 decoding copy, batched, gives each prompt the tokens the same copy gives it
-    alone in the lean decoding loop."""
-    torch.manual_seed(0)
-    model = decoding_model(ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("tiny")).eval(), "int8")
-    prompts = [tokenizer.encode(prompt) for prompt in PROMPTS[:4]]
+    alone in the lean decoding loop, on our int8 kernel and on torch's (where ours cannot be built)."""
+    if not our_kernel:
+        monkeypatch.setenv(kernels.SWITCH, "0")
+    kernels.matmuls.cache_clear()
+    try:
+        torch.manual_seed(0)
+        model = decoding_model(ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("tiny")).eval(), "int8")
+    finally:
+        kernels.matmuls.cache_clear()
+    assert (model.lm_head.kernel is not None) == (our_kernel and kernels.available("int8_linear"))
+    # four different prompts of four tokens: together, they would make one prefill forward without padding
+    prompts = [tokenizer.encode(prompt)[:4] for prompt in (PROMPTS[1], PROMPTS[3], PROMPTS[5], PROMPTS[7])]
     alone = [[int(t) for t in generate_tokens(model, torch.tensor([ids]), 8)] for ids in prompts]
     assert run_staggered(model, prompts, 8) == alone
-    # int8's kernel computes each row on its own: prompts that arrive together are still prefilled one by one
+    # Prompts that arrive together share a prefill forward on our kernel (it reads a weight row once for all rows),
+    # and are prefilled one by one on torch's (it computes each row on its own)
     prefilled_groups.clear()
     assert run_staggered(model, prompts, 8, together=True) == alone
-    assert list(map(len, prefilled_groups)) == [1] * len(prompts)
+    assert list(map(len, prefilled_groups)) == ([4] if model.lm_head.kernel is not None else [1, 1, 1, 1])
 
 
 @pytest.fixture(scope="module")

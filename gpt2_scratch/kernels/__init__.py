@@ -1,0 +1,105 @@
+"""Kernels of our own, written where a measured figure says torch has none as fast (docs/performance.md).
+
+They are C++ (matmuls.cpp beside this file), compiled for this machine's CPU the first time a process asks for
+one (torch.utils.cpp_extension with ninja: about 30 s, once; the library lands in torch's extension folder,
+$TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions, and later processes load it in a fraction of a second).
+Where one cannot be built or run (no C++ compiler, a CPU without the instructions it uses, or
+GPT2_SCRATCH_NATIVE_KERNELS=0), asking for it gives None, and the caller keeps torch's kernel.
+
+| kernel | y = x @ W.T + bias, float32 x and y, with W | needs (Linux's names) | instead of |
+|---|---|---|---|
+| `int8_linear(x, q, scale, bias)` | scale * q: int8 q, a float32 scale per row; x rounded to 16-bit integers per row | avx512bw, avx512_vnni | `torch._weight_int8pack_mm` |
+| `float16_linear(x, w, bias)` | float16 w; x as it is | avx512f, f16c | `F.linear` in float16 |
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+SWITCH = "GPT2_SCRATCH_NATIVE_KERNELS"  # "0": never build or load them
+NEEDS = {
+    "int8_linear": {"avx512bw", "avx512_vnni"},
+    "float16_linear": {"avx512f", "f16c"},
+}  # matmuls.cpp leaves out a kernel whose instructions the CPU lacks
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags Linux reports for this CPU; empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def available(name: str) -> bool:
+    """Whether this CPU has the instructions of kernel `name` (see NEEDS)."""
+    return NEEDS[name] <= cpu_flags()
+
+
+@functools.cache
+def matmuls():
+    """The extension module built from matmuls.cpp, or None where it cannot be had here."""
+    if os.environ.get(SWITCH, "1") == "0" or not any(available(name) for name in NEEDS):
+        return None
+    from torch.utils import cpp_extension
+
+    ninja_on_path()
+    name = "gpt2_scratch_matmuls"
+    built = Path(cpp_extension.get_default_build_root()).glob(f"*/{name}/{name}*.so")  # one folder per Python, torch
+    if not any(built):
+        print("gpt2-scratch: compiling its matmul kernels for this CPU (once, about 30 s)", file=sys.stderr)
+    try:
+        return cpp_extension.load(
+            name=name,
+            sources=[str(Path(__file__).with_name("matmuls.cpp"))],
+            extra_cflags=["-O3", "-march=native"],  # the build is for this machine only
+            verbose=False,
+        )
+    except (OSError, RuntimeError, ImportError, subprocess.CalledProcessError) as error:
+        first_line = (str(error).strip() or type(error).__name__).splitlines()[0]
+        print(
+            f"gpt2-scratch: could not build its matmul kernels ({first_line}); using torch's instead. "
+            f"Install a C++ compiler to build them, or set {SWITCH}=0 to stop trying.",
+            file=sys.stderr,
+        )
+        return None
+
+
+def ninja_on_path() -> None:
+    """torch runs `ninja` by name; the ninja package (a dependency) puts it in the environment's bin folder, which
+    is not on PATH when that environment's python runs without being activated."""
+    if shutil.which("ninja") is None:
+        import ninja
+
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def kernel(name: str):
+    """Kernel `name` of the table above, or None where it cannot be built or run here."""
+    module = matmuls()
+    return getattr(module, name, None) if module is not None and available(name) else None
+
+
+def int8_linear():
+    """int8_linear(x, q, scale, bias) -> y, or None: x contiguous float32 (M, K), q contiguous int8 (N, K),
+    scale float32 (N,), bias float32 (N,) or None."""
+    return kernel("int8_linear")
+
+
+def float16_linear():
+    """float16_linear(x, w, bias) -> y, or None: x contiguous float32 (M, K), w contiguous float16 (N, K), bias
+    float32 (N,) or None."""
+    return kernel("float16_linear")
+
+
+__all__ = ["float16_linear", "int8_linear"]
