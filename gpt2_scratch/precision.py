@@ -8,7 +8,7 @@ generate() all run it through the model's own blocks.
 
 | precision | matmul weights | kernel |
 |---|---|---|
-| float32  | float32, stored input-major (narrowing ones as nn.Linear) | torch.addmm over the (in, out) transpose |
+| float32  | float32, nn.Linear's layout | gpt2_scratch.kernels.float32_linear; where it cannot be built, torch.addmm over an input-major copy (narrowing ones as nn.Linear) |
 | bfloat16 | bfloat16, oneDNN's blocked layout | torch.ops.mkldnn._linear_pointwise over weights packed once |
 | float16  | float16, nn.Linear's layout | gpt2_scratch.kernels.float16_linear (float32 activations); F.linear where it cannot be built |
 | int8     | int8, one float scale per output row | gpt2_scratch.kernels.int8_linear (16-bit integer activations); torch._weight_int8pack_mm (bfloat16 ones) where it cannot be built |
@@ -87,17 +87,17 @@ class PackedBF16Linear(nn.Module):
         return y.to(x.dtype)
 
 
-class HalfLinear(nn.Module):
-    """nn.Linear over a 16-bit weight (float16, or bfloat16 where oneDNN has no bfloat16 kernel) in nn.Linear's
-    layout. For float16 weights it runs gpt2_scratch.kernels' float16_linear where this machine builds it: the
-    float32 input as it is, the bias added inside. Elsewhere F.linear over the input rounded to the weight's dtype.
-    The output comes back in the input's dtype."""
+class FloatLinear(nn.Module):
+    """nn.Linear over a float32 or 16-bit weight in nn.Linear's own (out, in) layout. For float32 and float16
+    weights it runs gpt2_scratch.kernels' kernel for the dtype where this machine builds it: the float32 input as
+    it is, the bias added inside. Elsewhere (and for bfloat16 where oneDNN has no kernel) F.linear over the input
+    rounded to the weight's dtype. The output comes back in the input's dtype."""
 
     streamed_weight = "weight"  # what onto_huge_pages moves
 
     def __init__(self, linear: nn.Linear, dtype: torch.dtype):
         super().__init__()
-        self.kernel = kernels.float16_linear() if dtype == torch.float16 else None
+        self.kernel = kernels.float_linear(dtype)
         self.register_buffer("weight", linear.weight.detach().to(dtype).contiguous())
         bias_dtype = dtype if self.kernel is None else torch.float32
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(bias_dtype).clone())
@@ -158,13 +158,14 @@ def packed_bf16_available() -> bool:
 
 def linear_kernel(precision: str):
     """The nn.Linear replacement of `precision` on this machine (chosen by measurement: docs/performance.md)."""
-    if check_precision(precision) == "float32":
-        return InputMajorLinear
-    if precision == "int8":
+    if check_precision(precision) == "int8":
         return Int8Linear
     if precision == "bfloat16" and packed_bf16_available():
         return PackedBF16Linear
-    return partial(HalfLinear, dtype=getattr(torch, precision))
+    dtype = getattr(torch, precision)
+    if dtype == torch.float32 and kernels.float_linear(dtype) is None:
+        return InputMajorLinear
+    return partial(FloatLinear, dtype=dtype)
 
 
 @torch.no_grad()
@@ -179,12 +180,14 @@ def decoding_model(model, precision: str = "float32"):
     """
     kernel = linear_kernel(precision)
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
-    kernels = {id(linear): kernel(linear) for linear in linears if wants(kernel, linear)}
-    onto_huge_pages(list(kernels.values()))
-    memo = dict(kernels)  # deepcopy takes these in place of the nn.Linears, and copies everything else
+    replacements = {id(linear): kernel(linear) for linear in linears if wants(kernel, linear)}
+    onto_huge_pages(list(replacements.values()))
+    memo = dict(replacements)  # deepcopy takes these in place of the nn.Linears, and copies everything else
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
-    if isinstance(kernels.get(id(head)), InputMajorLinear) and head.weight is embedding.weight:
-        memo[id(embedding.weight)] = nn.Parameter(kernels[id(head)].weight, requires_grad=False)  # tied: one copy
+    head_kernel = replacements.get(id(head))
+    if head.weight is embedding.weight and getattr(head_kernel, "weight", None) is not None:
+        if head_kernel.weight.dtype == torch.float32:  # tied: one copy, the kernel's
+            memo[id(embedding.weight)] = nn.Parameter(head_kernel.weight, requires_grad=False)
     decoder = copy.deepcopy(model, memo).eval()
     for parameter in decoder.parameters():
         if parameter.is_floating_point() and parameter.dtype != torch.float32:
@@ -237,7 +240,7 @@ def huge_page_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
 
 __all__ = [
     "PRECISIONS",
-    "HalfLinear",
+    "FloatLinear",
     "InputMajorLinear",
     "Int8Linear",
     "PackedBF16Linear",

@@ -9,6 +9,7 @@ GPT2_SCRATCH_NATIVE_KERNELS=0), asking for it gives None, and the caller keeps t
 | kernel | y = x @ W.T + bias, float32 x and y, with W | needs (Linux's names) | instead of |
 |---|---|---|---|
 | `int8_linear(x, q, scale, bias)` | scale * q: int8 q, a float32 scale per row; x rounded to 16-bit integers per row | avx512bw, avx512_vnni | `torch._weight_int8pack_mm` |
+| `float32_linear(x, w, bias)` | float32 w | avx512f | `torch.addmm` (MKL, which streams a matrix-vector product at about half the memory bandwidth on this AMD CPU) |
 | `float16_linear(x, w, bias)` | float16 w; x as it is | avx512f, f16c | `F.linear` in float16 |
 """
 
@@ -21,12 +22,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 
 SWITCH = "GPT2_SCRATCH_NATIVE_KERNELS"  # "0": never build or load them
 NEEDS = {
     "int8_linear": {"avx512bw", "avx512_vnni"},
+    "float32_linear": {"avx512f", "f16c"},  # built with float16_linear
     "float16_linear": {"avx512f", "f16c"},
 }  # matmuls.cpp leaves out a kernel whose instructions the CPU lacks
+FLOAT_LINEAR = {torch.float32: "float32_linear", torch.float16: "float16_linear"}
 
 
 def cpu_flags() -> set[str]:
@@ -96,10 +101,10 @@ def int8_linear():
     return kernel("int8_linear")
 
 
-def float16_linear():
-    """float16_linear(x, w, bias) -> y, or None: x contiguous float32 (M, K), w contiguous float16 (N, K), bias
-    float32 (N,) or None."""
-    return kernel("float16_linear")
+def float_linear(dtype: torch.dtype):
+    """The kernel for float32 or float16 weights, (x, w, bias) -> y, or None (also for other dtypes): x contiguous
+    float32 (M, K), w contiguous (N, K) in `dtype`, bias float32 (N,) or None."""
+    return kernel(FLOAT_LINEAR[dtype]) if dtype in FLOAT_LINEAR else None
 
 
-__all__ = ["float16_linear", "int8_linear"]
+__all__ = ["float_linear", "int8_linear"]
