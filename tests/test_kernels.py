@@ -2,7 +2,8 @@
 
 int8_linear rounds each activation row to 16-bit integers and sums the products exactly: with activations that
 already are integers below 2^15 and unit scales, its output must equal the int64 matmul's, bit for bit, whatever
-the width (chunks of 4096 columns), the tail (columns not a multiple of 32) or the thread split."""
+the width (chunks of 4096 columns), the tail (columns not a multiple of 32), the rows taken together (up to four)
+or the thread split."""
 
 import shutil
 
@@ -36,8 +37,8 @@ def integer_rows(rows: int, columns: int, generator: torch.Generator) -> torch.T
 
 @pytest.mark.parametrize(
     "rows, columns, outputs",
-    [(1, 768, 2304), (3, 3072, 768), (2, 6400, 96), (1, 100, 33), (1, 768, 50257)],
-    ids=["small-qkv", "mlp-down-3-rows", "xl-mlp-down", "tail", "lm-head"],
+    [(1, 768, 2304), (3, 3072, 768), (2, 6400, 96), (1, 100, 33), (6, 100, 33), (1, 768, 50257)],
+    ids=["small-qkv", "mlp-down-3-rows", "xl-mlp-down-2-rows", "tail", "tail-6-rows", "lm-head"],
 )
 def test_int8_linear_sums_exactly(int8_linear, rows, columns, outputs):
     generator = torch.Generator().manual_seed(rows * columns + outputs)
