@@ -6,18 +6,19 @@ is): the same modules, with each nn.Linear swapped for the kernel below (chosen 
 docs/performance.md), so that the model's forward, the lean loop of gpt2_scratch.generation and transformers'
 generate() all run it through the model's own blocks.
 
-| precision | matmul weights | kernel |
+| precision | matmul weights | kernel (where ours, gpt2_scratch.kernels, cannot be built) |
 |---|---|---|
-| float32  | float32, nn.Linear's layout | gpt2_scratch.kernels.float32_linear; where it cannot be built, torch.addmm over an input-major copy (narrowing ones as nn.Linear) |
+| float32  | float32, nn.Linear's layout | ours, float32_linear; MKL over 8 rows (torch.addmm, input-major) |
 | bfloat16 | bfloat16, oneDNN's blocked layout | torch.ops.mkldnn._linear_pointwise over weights packed once |
-| float16  | float16, nn.Linear's layout | gpt2_scratch.kernels.float16_linear (float32 activations); F.linear where it cannot be built |
-| int8     | int8, one float scale per output row | gpt2_scratch.kernels.int8_linear (16-bit integer activations); torch._weight_int8pack_mm (bfloat16 ones) where it cannot be built |
+| float16  | float16, nn.Linear's layout | ours, float16_linear, float32 activations (F.linear) |
+| int8     | int8, one scale per output row | ours, int8_linear, 16-bit integer activations (_weight_int8pack_mm) |
 
 Only the matmul weights change precision. Everything else (embeddings, LayerNorms, attention and its KV cache,
 the residual stream) stays float32 in every precision: each kernel takes float32, rounds it as far as it must
-(bfloat16 for oneDNN's kernel; none for ours in float16; 16-bit integers for ours in int8) and hands back float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU
-(65-77 against 13-17 us a layer), which made the all-16-bit model slower by about a millisecond a token; the
-roundings at the kernels' inputs are also all the rounding the activations get. The int8 weights are quantised
+(bfloat16 for oneDNN's kernel; not at all for ours in float16; 16-bit integers for ours in int8) and hands back
+float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU (65-77 against
+13-17 us a layer), which made the all-16-bit model slower by about a millisecond a token; the roundings at the
+kernels' inputs are also all the rounding the activations get. The int8 weights are quantised
 per output channel, symmetric: scale = max|row| / 127 (kept in the kernel's dtype), q = round(w / scale);
 `Int8Linear.dequantized_weight` gives back scale * q.
 """
