@@ -193,10 +193,9 @@ def decoding_model(model, precision: str = "float32"):
     onto_huge_pages(list(replacements.values()))
     memo = dict(replacements)  # deepcopy takes these in place of the nn.Linears, and copies everything else
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
-    head_kernel = replacements.get(id(head))
-    if head.weight is embedding.weight and getattr(head_kernel, "weight", None) is not None:
-        if head_kernel.weight.dtype == torch.float32:  # tied: one copy, the kernel's
-            memo[id(embedding.weight)] = nn.Parameter(head_kernel.weight, requires_grad=False)
+    head_weight = getattr(replacements.get(id(head)), "weight", None)  # a float32 kernel's (out, in) weight, or view
+    if head.weight is embedding.weight and head_weight is not None and head_weight.dtype == torch.float32:
+        memo[id(embedding.weight)] = nn.Parameter(head_weight, requires_grad=False)  # tied: one copy, the kernel's
     decoder = copy.deepcopy(model, memo).eval()
     for parameter in decoder.parameters():
         if parameter.is_floating_point() and parameter.dtype != torch.float32:

@@ -12,6 +12,7 @@ import torch
 
 from gpt2_scratch import kernels
 
+
 def built(name: str):
     """Kernel `name`, skipping where this CPU lacks its instructions; where it has them (CI's does) and a C++
     compiler is here, the kernel must have been built, not silently left out."""

@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM
-from gpt2_scratch import kernels
+from gpt2_scratch import ScratchGPT2Config, ScratchGPT2ForCausalLM, kernels
 from gpt2_scratch.cli import main
 from gpt2_scratch.conversion import load_model, save_model
 from gpt2_scratch.conversion.containers import q8_0

@@ -9,7 +9,7 @@ GPT2_SCRATCH_NATIVE_KERNELS=0), asking for it gives None, and the caller keeps t
 | kernel | y = x @ W.T + bias, float32 x and y, with W | needs (Linux's names) | instead of |
 |---|---|---|---|
 | `int8_linear(x, q, scale, bias)` | scale * q: int8 q, a float32 scale per row; x rounded to 16-bit integers per row | avx512bw, avx512_vnni | `torch._weight_int8pack_mm` |
-| `float32_linear(x, w, bias)` | float32 w | avx512f | `torch.addmm` (MKL, which streams a matrix-vector product at about half the memory bandwidth on this AMD CPU) |
+| `float32_linear(x, w, bias)` | float32 w | avx512f, f16c (built with float16's) | `torch.addmm` (MKL, which streams a matrix-vector product at about half the memory bandwidth on this AMD CPU) |
 | `float16_linear(x, w, bias)` | float16 w; x as it is | avx512f, f16c | `F.linear` in float16 |
 """
 
@@ -34,16 +34,17 @@ NEEDS = {
 FLOAT_LINEAR = {torch.float32: "float32_linear", torch.float16: "float16_linear"}
 
 
-def cpu_flags() -> set[str]:
-    """The instruction-set flags Linux reports for this CPU; empty elsewhere."""
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags Linux reports for this CPU (read once); empty elsewhere."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
     except OSError:
-        return set()
+        return frozenset()
     for line in text.splitlines():
         if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
 
 
 def available(name: str) -> bool:

@@ -90,8 +90,11 @@ const float* bias_data(const c10::optional<torch::Tensor>& bias) {
 // lanes are then added in 64 bits (sum_lanes).
 constexpr int64_t COLUMNS_PER_INT32_SUM = 4096;
 
-inline __m512i multiply_add_32(__m512i sum, const int8_t* weights, const int16_t* activations) {
-  const __m512i widened = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(weights)));
+inline __m512i widen_32(const int8_t* weights) {
+  return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(weights)));
+}
+
+inline __m512i multiply_add_32(__m512i sum, __m512i widened, const int16_t* activations) {
   return _mm512_dpwssd_epi32(sum, widened, _mm512_loadu_si512(activations));
 }
 
@@ -108,11 +111,11 @@ int64_t dot_int8(const int8_t* w, const int16_t* x, int64_t K) {
     __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
     for (; k + 64 <= stop; k += 64) {
       prefetch(w, k);
-      even = multiply_add_32(even, w + k, x + k);
-      odd = multiply_add_32(odd, w + k + 32, x + k + 32);
+      even = multiply_add_32(even, widen_32(w + k), x + k);
+      odd = multiply_add_32(odd, widen_32(w + k + 32), x + k + 32);
     }
     if (k < stop) {
-      even = multiply_add_32(even, w + k, x + k);
+      even = multiply_add_32(even, widen_32(w + k), x + k);
       k += 32;
     }
     total += sum_lanes(_mm512_add_epi32(even, odd));
@@ -133,8 +136,8 @@ void dot_int8_rows(const int8_t* w, const int16_t* x, int64_t K, int64_t* sums) 
     for (int r = 0; r < R; ++r) sum[r] = _mm512_setzero_si512();
     for (; k < stop; k += 32) {
       prefetch(w, k);
-      const __m512i widened = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k)));
-      for (int r = 0; r < R; ++r) sum[r] = _mm512_dpwssd_epi32(sum[r], widened, _mm512_loadu_si512(x + r * K + k));
+      const __m512i widened = widen_32(w + k);
+      for (int r = 0; r < R; ++r) sum[r] = multiply_add_32(sum[r], widened, x + r * K + k);
     }
     for (int r = 0; r < R; ++r) sums[r] += sum_lanes(sum[r]);
   }
