@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from . import kernels
 from .modeling.modeling_scratch_gpt2 import ScratchGPT2ForCausalLM
 
 
@@ -62,8 +63,12 @@ class PreallocatedLayer(DynamicLayer):
         self.check_room(end)
         self.key_buffer[:, :, start:end] = key_states
         self.value_buffer[:, :, start:end] = value_states
-        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        self.filled_to(end)
         return self.keys, self.values
+
+    def filled_to(self, end: int) -> None:
+        """Take positions up to `end` as filled (written into the buffer in place)."""
+        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
 
     def get_max_length(self) -> int:
         return self.max_length
@@ -176,11 +181,66 @@ class OneTokenDecoder(ForwardStep):
         return self.model.lm_head(trunk.ln_f(x[:, -1]))[:, : self.model.config.vocab_size]
 
 
+# One-token steps of up to this many rows go through NativeDecoder; over more, our kernels are bound by their
+# arithmetic and the per-operator costs it saves no longer show (float32 leaves our kernel beyond 8 rows).
+NATIVE_ROWS = 8
+
+
+class NativeDecoder(OneTokenDecoder):
+    """OneTokenDecoder whose one-token steps of up to NATIVE_ROWS rows are each one call into C++:
+    gpt2_scratch.kernels' Decoder does the blocks' sums over the same weights and KV cache, for a decoding copy
+    (gpt2_scratch.precision) whose every matmul runs one of our kernels.
+
+    A step is then the matmuls and little else: between matmuls that stream tens of megabytes of weights, each of
+    torch's small operators runs cold (its code and data evicted), which cost about 2 ms a token of GPT-2 small,
+    next to 7.4 ms of float16 matmuls (docs/performance.md). The prompt, and steps of more rows (compute-bound,
+    where per-operator costs no longer show), go through the model's blocks.
+    """
+
+    def __init__(self, model, cache: PreallocatedCache, decoder):
+        super().__init__(model, cache)
+        self.decoder = decoder
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        p = self.cache.get_seq_length()
+        if p == 0 or input_ids.shape[1] > 1 or input_ids.shape[0] > NATIVE_ROWS:
+            return super().__call__(input_ids)
+        self.cache.layers[0].check_room(p + 1)
+        buffers = [layer.key_value_buffer for layer in self.cache.layers]
+        logits = self.decoder.step(input_ids[:, 0].contiguous(), p, buffers)
+        for layer in self.cache.layers:
+            layer.filled_to(p + 1)
+        return logits
+
+
+def native_decoder(model):
+    """`model`'s weights as a gpt2_scratch.kernels Decoder, or None where one is not to be had: a matmul off our
+    kernels (anything but a decoding copy's FloatLinear or Int8Linear on them), the exact GELU (the Decoder has
+    the tanh form), a model off the CPU."""
+    linears = [model.lm_head] + [l for b in model.transformer.h for l in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)]
+    weights = [getattr(linear, "native_weights", lambda: None)() for linear in linears]
+    if any(w is None for w in weights) or model.config.activation_function == "gelu" or model.device.type != "cpu":
+        return None
+    native = kernels.compiled()
+    if native is None or kernels.decoder() is None:
+        return None
+    head, *matmuls = (native.Weights(*w) for w in weights)
+    trunk = model.transformer
+
+    def norm(layer_norm):
+        return native.Norm(layer_norm.weight, layer_norm.bias, layer_norm.eps)
+
+    blocks = [native.Block(norm(b.ln_1), *matmuls[4 * i : 4 * i + 2], norm(b.ln_2), *matmuls[4 * i + 2 : 4 * i + 4]) for i, b in enumerate(trunk.h)]
+    return native.Decoder(trunk.wte.weight, trunk.wpe.weight, blocks, norm(trunk.ln_f), head, model.config.n_head, model.config.vocab_size)
+
+
 def decoding_steps(model, cache: PreallocatedCache) -> ForwardStep:
-    """The fastest way to step `model` over `cache`: OneTokenDecoder for our causal LM in evaluation mode (its
-    steps skip dropout), the model's own forward for anything else."""
+    """The fastest way to step `model` over `cache`: for our causal LM in evaluation mode (its steps skip dropout),
+    NativeDecoder where its weights are on our kernels, else OneTokenDecoder; the model's own forward for anything
+    else."""
     if isinstance(model, ScratchGPT2ForCausalLM) and not model.training:
-        return OneTokenDecoder(model, cache)
+        decoder = native_decoder(model)
+        return OneTokenDecoder(model, cache) if decoder is None else NativeDecoder(model, cache, decoder)
     return ForwardStep(model, cache)
 
 
@@ -290,6 +350,7 @@ def stream_generate(
 
 __all__ = [
     "ForwardStep",
+    "NativeDecoder",
     "OneTokenDecoder",
     "PreallocatedCache",
     "PreallocatedLayer",

@@ -4,21 +4,22 @@ Batch-1 decoding reads every weight once per token, so the bytes per weight and 
 the pace. `decoding_model(model, precision)` returns a copy of `model` for decoding (the model itself is left as it
 is): the same modules, with each nn.Linear swapped for the kernel below (chosen by measurement, figures in
 docs/performance.md), so that the model's forward, the lean loop of gpt2_scratch.generation and transformers'
-generate() all run it through the model's own blocks.
+generate() all run it through the model's own blocks; where every matmul is on one of our kernels, the lean loop
+runs each one-token step in a single call into C++ (gpt2_scratch.generation.NativeDecoder).
 
 | precision | matmul weights | kernel (where ours, gpt2_scratch.kernels, cannot be built) |
 |---|---|---|
 | float32  | float32, nn.Linear's layout | ours, float32_linear; MKL over 8 rows (torch.addmm, input-major) |
-| bfloat16 | bfloat16, oneDNN's blocked layout | torch.ops.mkldnn._linear_pointwise over weights packed once |
+| bfloat16 | bfloat16, nn.Linear's layout | ours, bfloat16_linear, for one row; oneDNN over more (F.linear) (torch.ops.mkldnn._linear_pointwise over weights packed once in oneDNN's blocked layout) |
 | float16  | float16, nn.Linear's layout | ours, float16_linear, float32 activations (F.linear) |
 | int8     | int8, one scale per output row | ours, int8_linear, 16-bit integer activations (_weight_int8pack_mm) |
 
 Only the matmul weights change precision. Everything else (embeddings, LayerNorms, attention and its KV cache,
 the residual stream) stays float32 in every precision: each kernel takes float32, rounds it as far as it must
-(bfloat16 for oneDNN's kernel; not at all for ours in float16; 16-bit integers for ours in int8) and hands back
-float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU (65-77 against
-13-17 us a layer), which made the all-16-bit model slower by about a millisecond a token; the roundings at the
-kernels' inputs are also all the rounding the activations get. The int8 weights are quantised
+(not at all for ours in float32, float16 and bfloat16; bfloat16 for oneDNN's; 16-bit integers for ours in int8)
+and hands back float32. Batch-1 attention at one query costs 4-5x as much in bfloat16 as in float32 on a CPU
+(65-77 against 13-17 us a layer), which made the all-16-bit model slower by about a millisecond a token; the
+roundings at the kernels' inputs are also all the rounding the activations get. The int8 weights are quantised
 per output channel, symmetric: scale = max|row| / 127 (kept in the kernel's dtype), q = round(w / scale);
 `Int8Linear.dequantized_weight` gives back scale * q.
 """
@@ -88,18 +89,12 @@ class PackedBF16Linear(nn.Module):
         return y.to(x.dtype)
 
 
-# Up to this many rows (decoding steps, small batches) our float32 kernel beats MKL's GEMM, which torch.addmm
-# runs; from 16 rows on MKL's is faster (768 x 3072 weight, two threads: 8 rows 650 us both, 16 rows 1116 against
-# 867, 64 rows 5586 against 2261). Ours is compute-bound beyond one row; MKL's blocking reuses each weight.
-OUR_FLOAT32_ROWS = 8
-
-
 class FloatLinear(nn.Module):
-    """nn.Linear over a float32 or 16-bit weight in nn.Linear's own (out, in) layout. For float32 and float16
-    weights it runs gpt2_scratch.kernels' kernel for the dtype where this machine builds it: the float32 input as
-    it is, the bias added inside (float32 over more than OUR_FLOAT32_ROWS rows: F.linear, MKL's GEMM). Elsewhere
-    (and for bfloat16 where oneDNN has no kernel) F.linear over the input rounded to the weight's dtype. The output
-    comes back in the input's dtype."""
+    """nn.Linear over a float32 or 16-bit weight in nn.Linear's own (out, in) layout. Up to kernels.OUR_ROWS rows
+    of input it runs gpt2_scratch.kernels' kernel for the weight's dtype where this machine builds it: the float32
+    input as it is, the bias added inside. Over more rows, and where ours cannot be built, F.linear over the input
+    rounded to the weight's dtype (MKL's GEMM in float32, oneDNN's in bfloat16). The output comes back in the
+    input's dtype."""
 
     streamed_weight = "weight"  # what onto_huge_pages moves
 
@@ -112,10 +107,16 @@ class FloatLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = flat_rows(x)
-        if self.kernel is None or (self.weight.dtype == torch.float32 and rows.shape[0] > OUR_FLOAT32_ROWS):
-            return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
+        most_rows = kernels.OUR_ROWS[self.weight.dtype]
+        if self.kernel is None or (most_rows is not None and rows.shape[0] > most_rows):
+            bias = None if self.bias is None else self.bias.to(self.weight.dtype)
+            return F.linear(x.to(self.weight.dtype), self.weight, bias).to(x.dtype)
         y = self.kernel(rows.to(torch.float32).contiguous(), self.weight, self.bias)
         return y.to(x.dtype).view(*x.shape[:-1], -1)
+
+    def native_weights(self):
+        """(weight, None, bias) as gpt2_scratch.kernels' Decoder takes them, or None off our kernel."""
+        return None if self.kernel is None else (self.weight, None, self.bias)
 
 
 class Int8Linear(nn.Module):
@@ -152,6 +153,10 @@ class Int8Linear(nn.Module):
             y = y.to(torch.float32) if self.bias is None else torch.add(self.bias, y)
         return y.to(x.dtype).view(*x.shape[:-1], -1)
 
+    def native_weights(self):
+        """(weight, scale, bias) as gpt2_scratch.kernels' Decoder takes them, or None off our kernel."""
+        return None if self.kernel is None else (self.weight_int8, self.scale, self.bias)
+
 
 def forwards_share_weight_reads(model) -> bool:
     """Whether a forward over many rows costs `model` much less than a forward per row: true of the float kernels,
@@ -169,7 +174,7 @@ def linear_kernel(precision: str):
     """The nn.Linear replacement of `precision` on this machine (chosen by measurement: docs/performance.md)."""
     if check_precision(precision) == "int8":
         return Int8Linear
-    if precision == "bfloat16" and packed_bf16_available():
+    if precision == "bfloat16" and kernels.float_linear(torch.bfloat16) is None and packed_bf16_available():
         return PackedBF16Linear
     dtype = getattr(torch, precision)
     if dtype == torch.float32 and kernels.float_linear(dtype) is None:

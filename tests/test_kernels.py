@@ -101,7 +101,7 @@ def test_int8_linear_refuses_what_it_cannot_read(int8_linear):
         int8_linear(torch.zeros(1, 64), q, torch.ones(7), None)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["float32", "float16"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize(
     "rows, columns, outputs",
     [(1, 768, 2304), (3, 3072, 768), (1, 100, 33), (1, 768, 50257)],
@@ -109,7 +109,7 @@ def test_int8_linear_refuses_what_it_cannot_read(int8_linear):
 )
 def test_float_linear_matches_float64_matmul(dtype, rows, columns, outputs):
     """Against x @ w.T + b in float64 (x not rounded): within float32 summation's error, 1e-5 of sum |x * w|."""
-    kernel = built({torch.float32: "float32_linear", torch.float16: "float16_linear"}[dtype])
+    kernel = built(kernels.FLOAT_LINEAR[dtype])
     assert kernel is kernels.float_linear(dtype)
     generator = torch.Generator().manual_seed(rows * columns + outputs)
     x = torch.randn(rows, columns, generator=generator)

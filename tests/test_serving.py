@@ -388,12 +388,12 @@ def test_int8_weights_batch_as_they_decode_alone(tokenizer, prefilled_groups, mo
     alone in the lean decoding loop, on our int8 kernel and on torch's (where ours cannot be built)."""
     if not our_kernel:
         monkeypatch.setenv(kernels.SWITCH, "0")
-    kernels.matmuls.cache_clear()
+    kernels.compiled.cache_clear()
     try:
         torch.manual_seed(0)
         model = decoding_model(ScratchGPT2ForCausalLM(ScratchGPT2Config.from_preset("tiny")).eval(), "int8")
     finally:
-        kernels.matmuls.cache_clear()
+        kernels.compiled.cache_clear()
     assert (model.lm_head.kernel is not None) == (our_kernel and kernels.available("int8_linear"))
     # four different prompts of four tokens: together, they could make one prefill forward without padding
     prompts = [tokenizer.encode(prompt)[:4] for prompt in (PROMPTS[1], PROMPTS[3], PROMPTS[5], PROMPTS[7])]

@@ -1,5 +1,5 @@
 // Batch-1 decoding's matmuls, y = x @ W.T + bias with float32 x and y, for the weights of
-// gpt2_scratch.precision's decoding copies: int8 with one scale per output row, float16, float32. Compiled for
+// gpt2_scratch.precision's decoding copies: int8 with one scale per output row, float16, bfloat16, float32. Compiled for
 // this CPU on first use (gpt2_scratch/kernels/__init__.py); a kernel whose instructions the CPU lacks is left out.
 //
 // At batch 1 every weight is read once per token, so a kernel is as fast as it streams its weight rows: each one
@@ -7,7 +7,8 @@
 // 8 KB ahead (PREFETCH_BYTES), and gives every thread a run of whole rows. A weight row is read once for all the
 // rows of x.
 
-#include <torch/extension.h>
+#include "matmuls.h"
+
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
@@ -36,9 +37,9 @@ constexpr int64_t ROWS_AT_ONCE = 4;
 // y[m, n] = output(sum, n, m) with sum = weight row n . x row m for every m, n; dot(n, m, rows, sums) fills
 // sums[0..rows) for x rows m..m+rows. Threads split the weight rows.
 template <typename Sum, typename Dot, typename Output>
-torch::Tensor rows_times_weights(const torch::Tensor& x, int64_t N, Dot dot, Output output) {
+at::Tensor rows_times_weights(const at::Tensor& x, int64_t N, Dot dot, Output output) {
   const int64_t M = x.size(0);
-  auto y = torch::empty({M, N}, x.options().dtype(torch::kFloat));
+  auto y = at::empty({M, N}, x.options().dtype(at::kFloat));
   float* ys = y.data_ptr<float>();
   at::parallel_for(0, N, 64, [&](int64_t first, int64_t end) {
     Sum sums[ROWS_AT_ONCE];
@@ -63,22 +64,22 @@ void by_rows(int64_t rows, Block block, Single single) {
   }
 }
 
-void check_input(const torch::Tensor& x, const torch::Tensor& weight, torch::ScalarType weight_dtype,
-                 const c10::optional<torch::Tensor>& bias) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
+void check_input(const at::Tensor& x, const at::Tensor& weight, at::ScalarType weight_dtype,
+                 const c10::optional<at::Tensor>& bias) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous(), "x: contiguous float32 (M, K)");
   TORCH_CHECK(weight.dim() == 2 && weight.scalar_type() == weight_dtype && weight.is_contiguous(),
               "weight: contiguous ", weight_dtype, " (N, K)");
   TORCH_CHECK(weight.size(1) == x.size(1), "x has ", x.size(1), " columns, the weight ", weight.size(1));
   TORCH_CHECK(!bias.has_value() || !bias->defined() ||
-                  (bias->scalar_type() == torch::kFloat && bias->is_contiguous() && bias->numel() == weight.size(0)),
+                  (bias->scalar_type() == at::kFloat && bias->is_contiguous() && bias->numel() == weight.size(0)),
               "bias: float32 (N,)");
 }
 
-const float* bias_data(const c10::optional<torch::Tensor>& bias) {
+const float* bias_data(const c10::optional<at::Tensor>& bias) {
   return bias.has_value() && bias->defined() ? bias->data_ptr<float>() : nullptr;
 }
 
-#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#ifdef GPT2_SCRATCH_INT8_LINEAR
 // --- int8 ---------------------------------------------------------------------------------------------------------
 // Each x row is rounded to 16-bit integers with a scale of its own (max|x| / 32767), so that the dot products are
 // exact integer sums: vpmovsxbw widens 32 weights to 16 bits, vpdpwssd multiplies them by 32 activations and adds
@@ -164,11 +165,11 @@ float round_to_int16(const float* x, int16_t* q, int64_t K) {
   return scale;
 }
 
-torch::Tensor int8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& scale,
-                          const c10::optional<torch::Tensor>& bias) {
-  check_input(x, weight, torch::kChar, bias);
+at::Tensor int8_matmul(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& scale,
+                          const c10::optional<at::Tensor>& bias) {
+  check_input(x, weight, at::kChar, bias);
   const int64_t M = x.size(0), K = x.size(1), N = weight.size(0);
-  TORCH_CHECK(scale.scalar_type() == torch::kFloat && scale.is_contiguous() && scale.numel() == N, "scale: float32 (N,)");
+  TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.is_contiguous() && scale.numel() == N, "scale: float32 (N,)");
   std::vector<int16_t> q(M * K);
   std::vector<float> row_scale(M);
   for (int64_t m = 0; m < M; ++m) row_scale[m] = round_to_int16(x.data_ptr<float>() + m * K, q.data() + m * K, K);
@@ -189,14 +190,17 @@ torch::Tensor int8_linear(const torch::Tensor& x, const torch::Tensor& weight, c
 }
 #endif
 
-#if defined(__AVX512F__) && defined(__F16C__)
+#ifdef GPT2_SCRATCH_FLOAT_LINEAR
 // --- float32 and float16 ------------------------------------------------------------------------------------------
-// Sixteen weights at a time as float32 (float16 ones widened by vcvtph2ps), multiplied by float32 x as it is: no
-// rounding of the activations in either dtype.
+// Sixteen weights at a time as float32 (float16 ones widened by vcvtph2ps, bfloat16 ones shifted into the upper
+// half), multiplied by float32 x as it is: no rounding of the activations in any dtype.
 
 inline __m512 sixteen_weights(const float* w) { return _mm512_loadu_ps(w); }
 inline __m512 sixteen_weights(const c10::Half* w) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+}
+inline __m512 sixteen_weights(const c10::BFloat16* w) {  // a bfloat16 is a float32's upper half
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w))), 16));
 }
 
 template <typename Weight>
@@ -217,7 +221,7 @@ float dot_float(const Weight* w, const float* x, int64_t K) {
 }
 
 template <typename Weight>
-torch::Tensor float_linear(const torch::Tensor& x, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias) {
+at::Tensor float_matmul(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
   check_input(x, weight, c10::CppTypeToScalarType<Weight>::value, bias);
   const int64_t K = x.size(1);
   const float* xs = x.data_ptr<float>();
@@ -237,12 +241,41 @@ torch::Tensor float_linear(const torch::Tensor& x, const torch::Tensor& weight, 
 
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
-#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
-  module.def("int8_linear", &int8_linear, "x @ (scale * q).T + bias: int8 q, float32 x, scale, bias");
-#endif
-#if defined(__AVX512F__) && defined(__F16C__)
-  module.def("float32_linear", &float_linear<float>, "x @ w.T + bias: float32 w, x and bias");
-  module.def("float16_linear", &float_linear<c10::Half>, "x @ w.T + bias: float16 w, float32 x and bias");
-#endif
+namespace gpt2_scratch {
+
+#ifdef GPT2_SCRATCH_INT8_LINEAR
+at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& scale,
+                       const c10::optional<at::Tensor>& bias) {
+  return int8_matmul(x, weight, scale, bias);
 }
+#endif
+
+#ifdef GPT2_SCRATCH_FLOAT_LINEAR
+at::Tensor float32_linear(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
+  return float_matmul<float>(x, weight, bias);
+}
+
+at::Tensor float16_linear(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
+  return float_matmul<c10::Half>(x, weight, bias);
+}
+
+at::Tensor bfloat16_linear(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias) {
+  return float_matmul<c10::BFloat16>(x, weight, bias);
+}
+#endif
+
+at::Tensor linear(const at::Tensor& x, const Weights& w) {
+  switch (w.weight.scalar_type()) {
+#ifdef GPT2_SCRATCH_INT8_LINEAR
+    case at::kChar: return int8_linear(x, w.weight, w.scale.value(), w.bias);
+#endif
+#ifdef GPT2_SCRATCH_FLOAT_LINEAR
+    case at::kFloat: return float32_linear(x, w.weight, w.bias);
+    case at::kHalf: return float16_linear(x, w.weight, w.bias);
+    case at::kBFloat16: return bfloat16_linear(x, w.weight, w.bias);
+#endif
+    default: TORCH_CHECK(false, "no kernel of ours for ", w.weight.scalar_type(), " weights in this build");
+  }
+}
+
+}  // namespace gpt2_scratch
