@@ -103,13 +103,18 @@ def test_greedy_tokens_equal_transformers_generate_at_the_small_width():
     assert torch.equal(torch.stack(list(generate_tokens(decoder, input_ids, 40)), dim=1), expected)
 
 
-@pytest.mark.parametrize("activation", ["gelu_new", "gelu_pytorch_tanh"])
+@pytest.mark.parametrize(
+    "width, heads, activation",
+    [(72, 3, "gelu_new"), (72, 3, "gelu_pytorch_tanh"), (48, 3, "gelu_new"), (96, 3, "gelu_new"), (256, 2, "gelu_new")],
+    ids=["head-24", "head-24-pytorch-tanh", "head-16", "head-32", "head-128"],
+)
 @pytest.mark.parametrize("precision", ["float32", "int8"])
-def test_native_steps_follow_odd_shapes_and_the_config_variants(precision, activation):
-    """A head of 24 channels, an MLP of 100, no Q/K/V bias, a vocabulary padded from 1000 to 1024 rows, and every
-    position up to the end of the context (attention over 48 keys)."""
+def test_native_steps_follow_odd_shapes_and_the_config_variants(precision, width, heads, activation):
+    """Heads of 24 channels (the loop for any size) and of 16, 32 and 128 (64 is the small preset's: above), an
+    MLP of 100, no Q/K/V bias, a vocabulary padded from 1000 to 1024 rows, and every position up to the end of the
+    context (attention over 48 keys)."""
     torch.manual_seed(2)
-    config = ScratchGPT2Config(**ODD, qkv_bias=False, activation_function=activation)
+    config = ScratchGPT2Config(**{**ODD, "n_embd": width, "n_head": heads}, qkv_bias=False, activation_function=activation)
     model = pad_vocabulary(randomised(ScratchGPT2ForCausalLM(config)), 64)
     assert model.transformer.h[0].attn.c_attn.bias is None and model.config.padded_vocab_size == 1024
     input_ids = torch.randint(0, 1000, (3, 48), generator=torch.Generator().manual_seed(3))
