@@ -9,7 +9,8 @@ of a small model's decoding time. This module decodes with the least per-step wo
   and no attention mask is needed (a single new query may look at everything before it).
 - `OneTokenDecoder` runs the prompt through the model into that cache, then every later step, one token per
   row, through the model's blocks, skipping what the trunk's forward does on every call (masks and position ids,
-  output objects).
+  output objects). `NativeDecoder` runs those steps in one call into C++ each (gpt2_scratch.kernels' Decoder),
+  for a decoding copy of gpt2_scratch.precision whose every matmul is on our kernels.
 - `generate_tokens` runs the loop and yields each new token as it comes; greedy decoding gives the same tokens
   as `model.generate(do_sample=False)`. It drives any transformers causal LM that takes a KV cache
   (ours through `OneTokenDecoder`, others, such as transformers' own GPT-2, through their forward).
@@ -217,21 +218,27 @@ def native_decoder(model):
     """`model`'s weights as a gpt2_scratch.kernels Decoder, or None where one is not to be had: a matmul off our
     kernels (anything but a decoding copy's FloatLinear or Int8Linear on them), the exact GELU (the Decoder has
     the tanh form), a model off the CPU."""
-    linears = [model.lm_head] + [l for b in model.transformer.h for l in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)]
-    weights = [getattr(linear, "native_weights", lambda: None)() for linear in linears]
-    if any(w is None for w in weights) or model.config.activation_function == "gelu" or model.device.type != "cpu":
+    trunk = model.transformer
+    blocks_linears = [(b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj) for b in trunk.h]
+    linears = [model.lm_head, *itertools.chain.from_iterable(blocks_linears)]
+    if not all(getattr(linear, "native_weights", lambda: None)() for linear in linears):
+        return None
+    if model.config.activation_function == "gelu" or model.device.type != "cpu" or kernels.decoder() is None:
         return None
     native = kernels.compiled()
-    if native is None or kernels.decoder() is None:
-        return None
-    head, *matmuls = (native.Weights(*w) for w in weights)
-    trunk = model.transformer
+
+    def weights(linear):
+        return native.Weights(*linear.native_weights())
 
     def norm(layer_norm):
         return native.Norm(layer_norm.weight, layer_norm.bias, layer_norm.eps)
 
-    blocks = [native.Block(norm(b.ln_1), *matmuls[4 * i : 4 * i + 2], norm(b.ln_2), *matmuls[4 * i + 2 : 4 * i + 4]) for i, b in enumerate(trunk.h)]
-    return native.Decoder(trunk.wte.weight, trunk.wpe.weight, blocks, norm(trunk.ln_f), head, model.config.n_head, model.config.vocab_size)
+    blocks = [
+        native.Block(norm(b.ln_1), weights(b.attn.c_attn), weights(b.attn.c_proj), norm(b.ln_2), weights(b.mlp.c_fc), weights(b.mlp.c_proj))
+        for b in trunk.h
+    ]
+    config = model.config
+    return native.Decoder(trunk.wte.weight, trunk.wpe.weight, blocks, norm(trunk.ln_f), weights(model.lm_head), config.n_head, config.vocab_size)
 
 
 def decoding_steps(model, cache: PreallocatedCache) -> ForwardStep:
