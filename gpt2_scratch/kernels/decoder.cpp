@@ -26,7 +26,8 @@
 namespace gpt2_scratch {
 namespace {
 
-// Sixteen floats at a time; `mask` covers the last, partial group of a vector whose length is not a multiple of 16.
+// The loops below take sixteen floats at a time: these are the lanes of the group at i that lie below n (all 16
+// but in the last group of a length that is not a multiple of 16).
 inline __mmask16 lanes(int64_t i, int64_t n) {
   return n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
 }
@@ -50,7 +51,7 @@ void add_scaled(float* y, float a, const float* x, int64_t n) {
 }
 
 // exp(x) for x <= 0 (what softmax and tanh below ask for): exp(x) = 2^n exp(r), n = round(x / ln 2),
-// r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2], exp(r) by Cephes' degree-7 polynomial (within 2 ulp of expf).
+// r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2], exp(r) = 1 + r + r^2 P(r) with Cephes' expf coefficients.
 inline __m512 exp_nonpositive(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-104.f));  // exp(-104) is 0 in float32; keeps n in scalef's range
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
