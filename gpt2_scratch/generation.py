@@ -208,7 +208,8 @@ class NativeDecoder(OneTokenDecoder):
             return super().__call__(input_ids)
         self.cache.layers[0].check_room(p + 1)
         buffers = [layer.key_value_buffer for layer in self.cache.layers]
-        logits = self.decoder.step(input_ids[:, 0].contiguous(), p, buffers)
+        positions = torch.full((input_ids.shape[0],), p, dtype=torch.long, device=input_ids.device)
+        logits = self.decoder.step(input_ids[:, 0].contiguous(), positions, buffers)
         for layer in self.cache.layers:
             layer.filled_to(p + 1)
         return logits

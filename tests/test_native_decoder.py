@@ -169,15 +169,15 @@ def test_the_decoder_refuses_what_it_cannot_read(small):
     decoder = native_decoder(decoding_model(small, "float16"))
     caches = [torch.zeros(1, 2, 12, 8, 64) for _ in range(2)]
     with torch.inference_mode():
-        assert decoder.step(torch.tensor([5]), 3, caches).shape == (1, 50257)
+        assert decoder.step(torch.tensor([5]), torch.tensor([3]), caches).shape == (1, 50257)
         with pytest.raises(RuntimeError, match="KV cache: contiguous float32"):
-            decoder.step(torch.tensor([5]), 8, caches)  # no room at position 8
+            decoder.step(torch.tensor([5]), torch.tensor([8]), caches)  # no room at position 8
         with pytest.raises(RuntimeError, match="one KV cache per layer"):
-            decoder.step(torch.tensor([5]), 3, caches[:1])
+            decoder.step(torch.tensor([5]), torch.tensor([3]), caches[:1])
         with pytest.raises(RuntimeError, match="token 50304 is outside the vocabulary"):
-            decoder.step(torch.tensor([50304]), 3, caches)
+            decoder.step(torch.tensor([50304]), torch.tensor([3]), caches)
         with pytest.raises(RuntimeError, match="tokens: int64"):
-            decoder.step(torch.tensor([5], dtype=torch.int32), 3, caches)
+            decoder.step(torch.tensor([5], dtype=torch.int32), torch.tensor([3]), caches)
     native = kernels.compiled()
     norm, head = native.Norm(torch.ones(768), torch.zeros(768), 1e-5), native.Weights(torch.zeros(10, 768), None, None)
     block = native.Block(
@@ -190,3 +190,27 @@ def test_the_decoder_refuses_what_it_cannot_read(small):
     )
     with pytest.raises(RuntimeError, match="attn.c_proj: a contiguous \\(768, 768\\) weight"):
         native.Decoder(torch.zeros(10, 768), torch.zeros(4, 768), [block], norm, head, 12, 10)
+
+
+def test_rows_at_their_own_positions_step_as_they_would_alone(small):
+    """The server's batches: rows of one cache (more rows than are stepped), each at its own position, give each
+    row's logits of decoding it alone through the blocks, token after token."""
+    from gpt2_scratch.serving.scheduler import BatchDecoder
+
+    decoder = decoding_model(small, "float32")
+    batch = BatchDecoder(decoder, rows=4, max_length=32)
+    assert batch.native is not None
+    generator = torch.Generator().manual_seed(7)
+    prompts = [torch.randint(0, 50257, (length,), generator=generator).tolist() for length in (3, 9, 5)]
+    alone = [OneTokenDecoder(decoder, PreallocatedCache(2, 32)) for _ in prompts]
+    with torch.inference_mode():
+        logits = batch.prefill(0, prompts)
+        expected = torch.cat([step(torch.tensor([prompt])) for step, prompt in zip(alone, prompts)])
+        positions = torch.tensor([len(prompt) for prompt in prompts])
+        for _ in range(6):
+            assert_close_to_spread(logits, expected, TOLERANCE["float32"])
+            tokens = expected.argmax(dim=-1)
+            logits = batch.step(tokens, positions)
+            expected = torch.cat([step(token.view(1, 1)) for step, token in zip(alone, tokens)])
+            positions += 1
+        assert_close_to_spread(logits, expected, TOLERANCE["float32"])

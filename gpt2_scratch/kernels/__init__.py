@@ -121,8 +121,8 @@ def float_linear(dtype: torch.dtype):
 
 
 def decoder():
-    """The class Decoder(wte, wpe, blocks, ln_f, head, heads, vocab_size), or None; its step(tokens, position,
-    caches) -> logits is one decoding step of GPT-2 (decoder.cpp). Built of Weights(weight, scale, bias) for each
+    """The class Decoder(wte, wpe, blocks, ln_f, head, heads, vocab_size), or None; its step(tokens, positions,
+    caches) -> logits is one decoding step of GPT-2, each row at its own position (decoder.cpp). Built of Weights(weight, scale, bias) for each
     matmul (the tensors of the kernels above), Norm(weight, bias, eps) for each LayerNorm and
     Block(ln_1, c_attn, attn_proj, ln_2, c_fc, mlp_proj) for each layer; the module holds those classes too."""
     return kernel("Decoder")

@@ -8,8 +8,8 @@
 // are a few short loops over vectors that stay in the cache, between the kernels of matmuls.cpp.
 //
 // Per layer, for each row x (width C, H heads of D = C / H):
-//   h = LayerNorm_1(x);  q, k, v = h @ W_attn.T + b_attn      (k, v written into the KV cache at `position`)
-//   x = x + softmax(q . K / sqrt(D)) V @ W_proj.T + b_proj    (per head, over positions 0..position)
+//   h = LayerNorm_1(x);  q, k, v = h @ W_attn.T + b_attn      (k, v written into the KV cache at the row's position p)
+//   x = x + softmax(q . K / sqrt(D)) V @ W_proj.T + b_proj    (per head, over positions 0..p)
 //   x = x + gelu_tanh(LayerNorm_2(x) @ W_fc.T + b_fc) @ W_out.T + b_out
 // then logits = LayerNorm_f(x) @ W_head.T, of the first vocab_size columns.
 
@@ -17,6 +17,7 @@
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -222,18 +223,28 @@ class Decoder {
     check_weights(head_, head_.weight.size(0), width_, "lm_head");
   }
 
-  // tokens (B,) int64: each row's new token, at `position`; caches: each layer's (B, 2, H, L, D) float32 keys and
-  // values, filled up to `position`. Returns (B, vocab_size) logits; the caches gain the new keys and values.
-  at::Tensor step(const at::Tensor& tokens, int64_t position, const std::vector<at::Tensor>& caches) const {
-    TORCH_CHECK(tokens.is_cpu() && tokens.dim() == 1 && tokens.scalar_type() == at::kLong && tokens.is_contiguous(), "tokens: int64 (batch,)");
-    TORCH_CHECK(caches.size() == blocks_.size(), "one KV cache per layer: ", blocks_.size());
-    TORCH_CHECK(position >= 0 && position < wpe_.size(0), "position ", position, " is outside the model's ", wpe_.size(0));
+  // tokens (B,) int64: each row's new token; positions (B,) int64: where it goes, each row at its own; caches:
+  // each layer's (R, 2, H, L, D) float32 keys and values, R >= B rows of which rows 0..B-1 are stepped, row b
+  // filled up to positions[b]. Returns (B, vocab_size) logits; the caches gain the new keys and values.
+  at::Tensor step(const at::Tensor& tokens, const at::Tensor& positions, const std::vector<at::Tensor>& caches) const {
+    TORCH_CHECK(tokens.is_cpu() && tokens.dim() == 1 && tokens.scalar_type() == at::kLong && tokens.is_contiguous(),
+                "tokens: int64 (batch,)");
     const int64_t B = tokens.size(0), C = width_;
+    TORCH_CHECK(positions.is_cpu() && positions.dim() == 1 && positions.scalar_type() == at::kLong &&
+                    positions.is_contiguous() && positions.size(0) == B,
+                "positions: int64 (", B, ",), one per token");
+    TORCH_CHECK(caches.size() == blocks_.size(), "one KV cache per layer: ", blocks_.size());
+    const int64_t* places = positions.data_ptr<int64_t>();
+    const int64_t last = B > 0 ? *std::max_element(places, places + B) : 0;
+    for (int64_t b = 0; b < B; ++b)
+      TORCH_CHECK(places[b] >= 0 && places[b] < wpe_.size(0), "position ", places[b], " is outside the model's ",
+                  wpe_.size(0));
     for (const at::Tensor& cache : caches)
-      TORCH_CHECK(cache.is_cpu() && cache.scalar_type() == at::kFloat && cache.is_contiguous() && cache.dim() == 5 && cache.size(0) == B &&
-                      cache.size(1) == 2 && cache.size(2) == heads_ && cache.size(3) > position &&
+      TORCH_CHECK(cache.is_cpu() && cache.scalar_type() == at::kFloat && cache.is_contiguous() && cache.dim() == 5 &&
+                      cache.size(0) >= B && cache.size(1) == 2 && cache.size(2) == heads_ && cache.size(3) > last &&
                       cache.size(4) == C / heads_,
-                  "KV cache: contiguous float32 (", B, ", 2, ", heads_, ", more than ", position, ", ", C / heads_, ")");
+                  "KV cache: contiguous float32 (", B, " rows or more, 2, ", heads_, ", more than ", last, ", ",
+                  C / heads_, ")");
     at::Tensor x = at::empty({B, C}, wte_.options()), h = at::empty({B, C}, wte_.options());
     float* xs = x.data_ptr<float>();
     float* hs = h.data_ptr<float>();
@@ -242,14 +253,14 @@ class Decoder {
       const int64_t token = ids[b];
       TORCH_CHECK(token >= 0 && token < wte_.size(0), "token ", token, " is outside the vocabulary of ", wte_.size(0));
       const float* embedding = wte_.data_ptr<float>() + token * C;
-      const float* place = wpe_.data_ptr<float>() + position * C;
+      const float* place = wpe_.data_ptr<float>() + places[b] * C;
       for (int64_t i = 0; i < C; ++i) xs[b * C + i] = embedding[i] + place[i];
     }
     for (size_t layer = 0; layer < blocks_.size(); ++layer) {
       const Block& block = blocks_[layer];
       for (int64_t b = 0; b < B; ++b) layer_norm(xs + b * C, block.ln_1, hs + b * C, C);
       const at::Tensor qkv = linear(h, block.c_attn);
-      attend(qkv.data_ptr<float>(), caches[layer], position, hs);  // h now holds the heads' outputs
+      attend(qkv.data_ptr<float>(), caches[layer], places, B, last + 1, hs);  // h now holds the heads' outputs
       add_into(xs, linear(h, block.attn_proj));
       for (int64_t b = 0; b < B; ++b) layer_norm(xs + b * C, block.ln_2, hs + b * C, C);
       at::Tensor inner = linear(h, block.c_fc);
@@ -264,15 +275,17 @@ class Decoder {
   static void add_into(float* x, const at::Tensor& y) { add_scaled(x, 1.f, y.data_ptr<float>(), y.numel()); }
 
   // out (B, C): each row's attention output, heads side by side, for the query in qkv (B, 3C: q, k, v, each H
-  // heads of D); the row's new key and value are written into the cache at `position` first.
-  void attend(const float* qkv, const at::Tensor& cache, int64_t position, float* out) const {
-    const int64_t C = width_, H = heads_, D = C / H, L = cache.size(3), B = cache.size(0), n = position + 1;
+  // heads of D); row b's new key and value are written into the cache at places[b] first, and its query attends
+  // over positions 0..places[b] (at most `longest`).
+  void attend(const float* qkv, const at::Tensor& cache, const int64_t* places, int64_t B, int64_t longest,
+              float* out) const {
+    const int64_t C = width_, H = heads_, D = C / H, L = cache.size(3);
     const float scaling = 1.f / std::sqrt(static_cast<float>(D));
     float* kv = cache.data_ptr<float>();
     at::parallel_for(0, B * H, 1, [&](int64_t first, int64_t end) {
-      std::vector<float> scores(n);
+      std::vector<float> scores(longest);
       for (int64_t bh = first; bh < end; ++bh) {
-        const int64_t b = bh / H, head = bh % H;
+        const int64_t b = bh / H, head = bh % H, position = places[b], n = position + 1;
         const float* q = qkv + b * 3 * C + head * D;
         float* keys = kv + ((b * 2 + 0) * H + head) * L * D;
         float* values = kv + ((b * 2 + 1) * H + head) * L * D;
@@ -328,7 +341,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
       .def(pybind11::init<at::Tensor, at::Tensor, std::vector<g::Block>, g::Norm, g::Weights, int64_t, int64_t>(),
            pybind11::arg("wte"), pybind11::arg("wpe"), pybind11::arg("blocks"), pybind11::arg("ln_f"),
            pybind11::arg("head"), pybind11::arg("heads"), pybind11::arg("vocab_size"))
-      .def("step", &g::Decoder::step, pybind11::arg("tokens"), pybind11::arg("position"), pybind11::arg("caches"),
+      .def("step", &g::Decoder::step, pybind11::arg("tokens"), pybind11::arg("positions"), pybind11::arg("caches"),
            pybind11::call_guard<pybind11::gil_scoped_release>());
 #endif
 }

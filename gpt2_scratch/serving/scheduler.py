@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..generation import PreallocatedCache, check_sampling, pick_next_token
+from ..generation import NATIVE_ROWS, PreallocatedCache, check_sampling, native_decoder, pick_next_token
 from ..precision import forwards_share_weight_reads
 
 # Most padded positions one prefill forward takes: sequences that arrive together share a forward up to this many
@@ -59,10 +59,13 @@ class Sequence:
 class BatchDecoder:
     """Decoding steps of a ScratchGPT2ForCausalLM in evaluation mode for up to `rows` sequences of up to
     `max_length` positions, each row of the cache at its own length. A step runs the model's own blocks
-    (Block.forward is the only statement of the maths) with a RowCache and a mask that keep the rows apart."""
+    (Block.forward is the only statement of the maths) with a RowCache and a mask that keep the rows apart; for a
+    decoding copy on our kernels, a step of up to NATIVE_ROWS rows is one call into C++ instead
+    (gpt2_scratch.generation.native_decoder), over the same cache."""
 
     def __init__(self, model, rows: int, max_length: int):
         self.model, self.trunk = model, model.transformer
+        self.native = native_decoder(model)
         config = model.config
         self.vocab_size, self.rows, self.max_length = config.vocab_size, rows, max_length
         self.shape = (rows, 2, config.n_head, max_length, config.n_embd // config.n_head)
@@ -100,6 +103,8 @@ class BatchDecoder:
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Rows 0..b-1 each take one token (b,) at its own position (b,); their (b, vocab) next-token logits. A
         row's query sees its own positions 0..p only: an additive mask over the longest row hides the rest."""
+        if self.native is not None and tokens.shape[0] <= NATIVE_ROWS:
+            return self.native.step(tokens, positions, self.key_values)
         x = (self.trunk.wte(tokens) + self.trunk.wpe(positions))[:, None]  # (b, 1, width)
         span = int(positions.max()) + 1
         hidden = torch.arange(span, device=tokens.device) > positions[:, None]
