@@ -91,16 +91,25 @@ def test_native_steps_equal_the_blocks_steps(small, precision):
         assert_close_to_spread(ours.values, theirs.values, TOLERANCE[precision])
 
 
-def test_greedy_tokens_equal_transformers_generate_at_the_small_width():
+def test_native_steps_equal_transformers_gpt2_at_the_small_width():
+    """Logits of every step against transformers' GPT-2 forward over the same weights, and greedy tokens against
+    its generate()."""
     torch.manual_seed(0)
     reference = randomised(GPT2LMHeadModel(GPT2Config(**SMALL_WIDTH)))
     decoder = decoding_model(from_transformers_gpt2(reference).eval(), "float32")
-    input_ids = torch.randint(0, 50257, (1, 9), generator=torch.Generator().manual_seed(1))
-    expected = reference.generate(
+    input_ids = torch.randint(0, 50257, (2, 30), generator=torch.Generator().manual_seed(2))
+    step = decoding_steps(decoder, PreallocatedCache(2, 30))
+    assert type(step) is NativeDecoder
+    with torch.inference_mode():
+        logits = [step(input_ids[:, :5])] + [step(input_ids[:, p : p + 1]) for p in range(5, 30)]
+        expected = reference(input_ids).logits[:, 4:]
+    assert_close_to_spread(torch.stack(logits, dim=1), expected, TOLERANCE["float32"])
+
+    input_ids = input_ids[:1, :9]
+    greedy = reference.generate(
         input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=40, min_new_tokens=40, do_sample=False, pad_token_id=50256
     )[:, 9:]
-    assert type(decoding_steps(decoder, PreallocatedCache(2, 49))) is NativeDecoder
-    assert torch.equal(torch.stack(list(generate_tokens(decoder, input_ids, 40)), dim=1), expected)
+    assert torch.equal(torch.stack(list(generate_tokens(decoder, input_ids, 40)), dim=1), greedy)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """Kernels of our own, written where a measured figure says torch has none as fast (docs/performance.md).
 
 They are C++ (matmuls.cpp and decoder.cpp beside this file), compiled for this machine's CPU the first time a
-process asks for one (torch.utils.cpp_extension with ninja: about 40 s, once; the library lands in torch's extension folder,
-$TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions, and later processes load it in a fraction of a second).
+process asks for one (torch.utils.cpp_extension with ninja: about 40 s, once; the library lands in torch's
+extension folder, $TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions, and later processes load it in a fraction
+of a second).
 Where one cannot be built or run (no C++ compiler, a CPU without the instructions it uses, or
 GPT2_SCRATCH_NATIVE_KERNELS=0), asking for it gives None, and the caller keeps torch's kernel.
 
@@ -115,16 +116,17 @@ def int8_linear():
 
 
 def float_linear(dtype: torch.dtype):
-    """The kernel for float32, float16 or bfloat16 weights, (x, w, bias) -> y, or None (also for other dtypes): x contiguous
-    float32 (M, K), w contiguous (N, K) in `dtype`, bias float32 (N,) or None."""
+    """The kernel for float32, float16 or bfloat16 weights, (x, w, bias) -> y, or None (also for other dtypes):
+    x contiguous float32 (M, K), w contiguous (N, K) in `dtype`, bias float32 (N,) or None."""
     return kernel(FLOAT_LINEAR[dtype]) if dtype in FLOAT_LINEAR else None
 
 
 def decoder():
     """The class Decoder(wte, wpe, blocks, ln_f, head, heads, vocab_size), or None; its step(tokens, positions,
-    caches) -> logits is one decoding step of GPT-2, each row at its own position (decoder.cpp). Built of Weights(weight, scale, bias) for each
-    matmul (the tensors of the kernels above), Norm(weight, bias, eps) for each LayerNorm and
-    Block(ln_1, c_attn, attn_proj, ln_2, c_fc, mlp_proj) for each layer; the module holds those classes too."""
+    caches) -> logits is one decoding step of GPT-2, each row at its own position (decoder.cpp). It is built of
+    Weights(weight, scale, bias) for each matmul (the tensors of the kernels above), Norm(weight, bias, eps) for
+    each LayerNorm and Block(ln_1, c_attn, attn_proj, ln_2, c_fc, mlp_proj) for each layer, classes of the same
+    module (`compiled()`)."""
     return kernel("Decoder")
 
 
